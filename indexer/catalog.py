@@ -1,0 +1,698 @@
+"""The catalog: SQLAlchemy schema, migrations and the Catalog API. The only module that holds SQL.
+
+The catalog is the source of truth (DESIGN.md invariant 1): roots, files, chunks with their
+vectors, metadata, the model record, cached text vectors and tags. The FAISS file is a cache
+of the chunk vectors and is rebuilt from here whenever its recorded `generation` differs.
+
+SQLite (WAL) by default; PostgreSQL when the URL says so. Keyword search uses FTS5 on SQLite
+and a tsvector GIN index on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .config import UserError
+from .migrations import MIGRATIONS, SCHEMA_VERSION, tables as T
+
+log = logging.getLogger(__name__)
+
+
+class CatalogError(UserError):
+    """The catalog cannot be used as it is (newer schema, corrupt file, other model)."""
+
+
+class ModelMismatch(CatalogError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: str
+    config_hash: str
+    frontend: dict
+    dim: int
+
+    def key(self) -> str:
+        """The identity of the vector space: checkpoint config + frontend settings."""
+        return f"{self.config_hash}:{json.dumps(self.frontend, sort_keys=True)}"
+
+
+@dataclass(frozen=True)
+class Root:
+    id: int
+    path: str
+
+
+@dataclass
+class FileState:
+    """What the reconcile step needs of a catalogued file: the stat facts and identity."""
+
+    id: int
+    rel: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+
+
+@dataclass
+class FileRow:
+    id: int
+    root_id: int
+    root: str
+    rel: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    duration_s: float | None
+    sample_rate: int | None
+    channels: int | None
+    subtype: str | None
+    container: str | None
+    status: str
+    error: str | None
+
+    @property
+    def path(self) -> str:
+        return str(Path(self.root) / self.rel)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: int
+    file_id: int
+    idx: int
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class FileInfo:
+    """Facts about a decoded file, written with its chunks."""
+
+    duration_s: float
+    sample_rate: int
+    channels: int
+    subtype: str
+    container: str
+
+
+def encode_vectors(vecs: np.ndarray, dtype: str) -> list[bytes]:
+    arr = np.ascontiguousarray(vecs, dtype=np.float16 if dtype == "float16" else np.float32)
+    return [row.tobytes() for row in arr]
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    width = len(blobs[0]) // dim
+    dt = np.float16 if width == 2 else np.float32
+    return np.frombuffer(b"".join(blobs), dtype=dt).reshape(len(blobs), dim).astype(np.float32)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Catalog:
+    """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._local = threading.local()
+        self._model: ModelRecord | None = None
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> "Catalog":
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            if not path.exists():
+                if not create:
+                    raise CatalogError(f"no index at {path.parent}; run 'sfx-index build LIBRARY' first")
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        cat = cls(engine)
+        try:
+            cat._migrate(create)
+        except sa.exc.DatabaseError as exc:
+            if "file is not a database" in str(exc) or "malformed" in str(exc):
+                raise CatalogError(
+                    f"the catalog at {url} is corrupt ({exc.orig}); restore it from a backup "
+                    "or start a new index with --index DIR"
+                ) from None
+            raise
+        return cat
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _migrate(self, create: bool) -> None:
+        with self.engine.begin() as conn:
+            insp = sa.inspect(conn)
+            if not insp.has_table("meta"):
+                current = 0
+            else:
+                row = conn.execute(
+                    sa.select(T["meta"].c.value).where(T["meta"].c.key == "schema_version")
+                ).first()
+                current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise CatalogError(
+                    f"this catalog has schema version {current}, newer than this sfx-index "
+                    f"understands ({SCHEMA_VERSION}); upgrade sfx-index"
+                )
+            if current == SCHEMA_VERSION:
+                return
+            if current == 0 and not create:
+                raise CatalogError("no catalog here; run 'sfx-index build LIBRARY' first")
+            for version, name, step in MIGRATIONS:
+                if version > current:
+                    log.debug("applying migration %d %s", version, name)
+                    step(conn, self.dialect)
+                    self._set_meta(conn, "schema_version", str(version))
+
+    def integrity_check(self) -> str:
+        """'ok' or the first problem SQLite reports (PostgreSQL: always 'ok')."""
+        if self.dialect != "sqlite":
+            return "ok"
+        with self.engine.connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA quick_check").scalar())
+
+    # ---------------------------------------------------------------- transactions
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Group writes in one commit; nested calls join the outer transaction."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    # ---------------------------------------------------------------- meta
+
+    @staticmethod
+    def _set_meta(conn, key: str, value: str) -> None:
+        m = T["meta"]
+        if conn.execute(sa.select(m.c.key).where(m.c.key == key)).first():
+            conn.execute(m.update().where(m.c.key == key).values(value=value))
+        else:
+            conn.execute(m.insert().values(key=key, value=value))
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(T["meta"].c.value).where(T["meta"].c.key == key)).first()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            self._set_meta(conn, key, value)
+
+    @property
+    def generation(self) -> int:
+        """A counter bumped by every commit that changes the set of vectors."""
+        return int(self.get_meta("generation", "0"))
+
+    def bump_generation(self) -> int:
+        with self.transaction() as conn:
+            m = T["meta"]
+            row = conn.execute(sa.select(m.c.value).where(m.c.key == "generation")).first()
+            gen = int(row[0]) + 1 if row else 1
+            self._set_meta(conn, "generation", str(gen))
+        return gen
+
+    # ---------------------------------------------------------------- model
+
+    def get_model(self) -> ModelRecord | None:
+        if self._model is None:
+            raw = self.get_meta("model")
+            if raw:
+                d = json.loads(raw)
+                self._model = ModelRecord(d["model_id"], d["config_hash"], d["frontend"], d["dim"])
+        return self._model
+
+    def ensure_model(self, rec: ModelRecord) -> None:
+        """Record the model of a new catalog, or refuse another one (invariant 3)."""
+        have = self.get_model()
+        if have is None:
+            self.set_meta("model", json.dumps(rec.__dict__, sort_keys=True))
+            self._model = rec
+            return
+        if have.key() != rec.key() or have.dim != rec.dim:
+            raise ModelMismatch(
+                f"this index was built with model '{have.model_id}' (config {have.config_hash[:12]}); "
+                f"'{rec.model_id}' (config {rec.config_hash[:12]}) would mix vector spaces. "
+                "Use the same --model, or start a new index with --index DIR"
+            )
+
+    @property
+    def vector_dtype(self) -> str:
+        return self.get_meta("vector_dtype", "float32")
+
+    # ---------------------------------------------------------------- roots
+
+    def add_root(self, path: str | Path) -> Root:
+        p = str(Path(path).resolve())
+        with self.transaction() as conn:
+            r = T["roots"]
+            row = conn.execute(sa.select(r.c.id).where(r.c.path == p)).first()
+            if row:
+                return Root(row[0], p)
+            rid = conn.execute(r.insert().values(path=p, added_at=time.time())).inserted_primary_key[0]
+        return Root(rid, p)
+
+    def roots(self) -> list[Root]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(T["roots"].c.id, T["roots"].c.path).order_by(T["roots"].c.path))
+            return [Root(*r) for r in rows]
+
+    def root_for(self, path: str | Path) -> Root | None:
+        p = str(Path(path).resolve())
+        for root in self.roots():
+            if root.path == p:
+                return root
+        return None
+
+    def relocate_root(self, old: str | Path, new: str | Path) -> Root:
+        old_p = str(Path(old).expanduser().absolute())
+        root = next((r for r in self.roots() if r.path in (old_p, str(Path(old).resolve()))), None)
+        if root is None:
+            raise UserError(f"'{old}' is not a root of this index; see 'sfx-index status'")
+        new_p = str(Path(new).resolve())
+        with self.transaction() as conn:
+            conn.execute(T["roots"].update().where(T["roots"].c.id == root.id).values(path=new_p))
+        return Root(root.id, new_p)
+
+    def remove_root(self, root: Root) -> list[int]:
+        """Forget a root with its files; returns the chunk ids that left."""
+        with self.transaction() as conn:
+            f = T["files"]
+            ids = [r[0] for r in conn.execute(sa.select(f.c.id).where(f.c.root_id == root.id))]
+            chunk_ids = self.delete_files(ids)
+            conn.execute(T["roots"].delete().where(T["roots"].c.id == root.id))
+        return chunk_ids
+
+    # ---------------------------------------------------------------- files
+
+    def file_states(self, root_id: int) -> dict[str, FileState]:
+        f = T["files"]
+        q = sa.select(f.c.id, f.c.rel, f.c.size, f.c.mtime_ns, f.c.content_hash, f.c.status).where(
+            f.c.root_id == root_id
+        )
+        with self._read() as conn:
+            return {r.rel: FileState(*r) for r in conn.execute(q)}
+
+    def find_embedded_by_hash(self, content_hash: str) -> int | None:
+        """An indexed file with these bytes whose chunks can be reused (moves, duplicates)."""
+        f = T["files"]
+        q = (
+            sa.select(f.c.id)
+            .where(f.c.content_hash == content_hash, f.c.status == "ok")
+            .order_by(f.c.id)
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(q).first()
+        return row[0] if row else None
+
+    def _file_columns(self):
+        f, r = T["files"], T["roots"]
+        return (
+            sa.select(
+                f.c.id, f.c.root_id, r.c.path.label("root"), f.c.rel, f.c.size, f.c.mtime_ns,
+                f.c.content_hash, f.c.duration_s, f.c.sample_rate, f.c.channels, f.c.subtype,
+                f.c.container, f.c.status, f.c.error,
+            ).select_from(f.join(r, f.c.root_id == r.c.id))
+        )
+
+    def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
+        ids = list(ids)
+        out: dict[int, FileRow] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                q = self._file_columns().where(T["files"].c.id.in_(ids[i : i + 900]))
+                for row in conn.execute(q):
+                    out[row.id] = FileRow(*row)
+        return out
+
+    def file_by_path(self, path: str | Path) -> FileRow | None:
+        p = Path(path).expanduser().absolute()
+        candidates = {p, p.resolve()}
+        for root in self.roots():
+            for c in candidates:
+                try:
+                    rel = c.relative_to(root.path).as_posix()
+                except ValueError:
+                    continue
+                q = self._file_columns().where(T["files"].c.root_id == root.id, T["files"].c.rel == rel)
+                with self._read() as conn:
+                    row = conn.execute(q).first()
+                if row:
+                    return FileRow(*row)
+        return None
+
+    def files_with_hash(self, content_hash: str) -> list[int]:
+        f = T["files"]
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(sa.select(f.c.id).where(f.c.content_hash == content_hash))]
+
+    def _upsert_file(self, conn, root_id: int, rel: str, values: dict) -> tuple[int, list[int]]:
+        """Insert or update the file row; drop its old chunks. Returns (file id, old chunk ids)."""
+        f, c = T["files"], T["chunks"]
+        row = conn.execute(sa.select(f.c.id).where(f.c.root_id == root_id, f.c.rel == rel)).first()
+        if row:
+            fid = row[0]
+            old = [r[0] for r in conn.execute(sa.select(c.c.id).where(c.c.file_id == fid))]
+            if old:
+                conn.execute(c.delete().where(c.c.file_id == fid))
+            conn.execute(T["file_meta"].delete().where(T["file_meta"].c.file_id == fid))
+            self._delete_fts(conn, [fid])
+            conn.execute(f.update().where(f.c.id == fid).values(**values))
+            return fid, old
+        fid = conn.execute(f.insert().values(root_id=root_id, rel=rel, **values)).inserted_primary_key[0]
+        return fid, []
+
+    def write_file(
+        self,
+        root_id: int,
+        rel: str,
+        *,
+        size: int,
+        mtime_ns: int,
+        content_hash: str,
+        info: FileInfo,
+        chunks: Sequence[tuple[int, float, float]],
+        vectors: np.ndarray,
+        metadata: dict[str, str],
+    ) -> tuple[int, list[int], list[int]]:
+        """Store an embedded file. Returns (file id, new chunk ids, replaced chunk ids)."""
+        values = dict(
+            size=size, mtime_ns=mtime_ns, content_hash=content_hash, status="ok", error=None,
+            indexed_at=time.time(), **info.__dict__,
+        )
+        with self.transaction() as conn:
+            fid, old = self._upsert_file(conn, root_id, rel, values)
+            new_ids = self._insert_chunks(conn, fid, chunks, encode_vectors(vectors, self.vector_dtype))
+            self._write_metadata(conn, fid, rel, metadata)
+        return fid, new_ids, old
+
+    def copy_file(
+        self, src_id: int, root_id: int, rel: str, *, size: int, mtime_ns: int
+    ) -> tuple[int, list[int], list[int]]:
+        """Give a moved or duplicated file the stored chunks of `src_id` (no model call)."""
+        f, c, m = T["files"], T["chunks"], T["file_meta"]
+        with self.transaction() as conn:
+            src = conn.execute(sa.select(f).where(f.c.id == src_id)).mappings().one()
+            values = {
+                k: src[k]
+                for k in ("content_hash", "duration_s", "sample_rate", "channels", "subtype", "container")
+            }
+            values.update(size=size, mtime_ns=mtime_ns, status="ok", error=None, indexed_at=time.time())
+            fid, old = self._upsert_file(conn, root_id, rel, values)
+            rows = conn.execute(
+                sa.select(c.c.idx, c.c.start_s, c.c.end_s, c.c.vector).where(c.c.file_id == src_id).order_by(c.c.idx)
+            ).all()
+            new_ids = self._insert_chunks(conn, fid, [(r[0], r[1], r[2]) for r in rows], [r[3] for r in rows])
+            meta = {k: v for k, v in conn.execute(sa.select(m.c.key, m.c.value).where(m.c.file_id == src_id))}
+            self._write_metadata(conn, fid, rel, meta)
+        return fid, new_ids, old
+
+    def mark_failed(
+        self, root_id: int, rel: str, reason: str, *, size: int, mtime_ns: int, content_hash: str | None = None
+    ) -> list[int]:
+        """Record a file that could not be indexed (invariant 4). Returns chunk ids it lost."""
+        values = dict(
+            size=size, mtime_ns=mtime_ns, content_hash=content_hash, status="failed",
+            error=reason[:500], indexed_at=time.time(), duration_s=None, sample_rate=None,
+            channels=None, subtype=None, container=None,
+        )
+        with self.transaction() as conn:
+            _fid, old = self._upsert_file(conn, root_id, rel, values)
+        return old
+
+    def update_stat(self, file_id: int, *, size: int, mtime_ns: int) -> None:
+        """A touched file whose bytes did not change keeps its chunks; only the stat moves."""
+        f = T["files"]
+        with self.transaction() as conn:
+            conn.execute(f.update().where(f.c.id == file_id).values(size=size, mtime_ns=mtime_ns))
+
+    def delete_files(self, ids: Sequence[int]) -> list[int]:
+        """Remove files with their chunks, metadata and tags; returns the chunk ids removed."""
+        ids = list(ids)
+        removed: list[int] = []
+        f, c = T["files"], T["chunks"]
+        with self.transaction() as conn:
+            for i in range(0, len(ids), 900):
+                part = ids[i : i + 900]
+                removed += [r[0] for r in conn.execute(sa.select(c.c.id).where(c.c.file_id.in_(part)))]
+                conn.execute(c.delete().where(c.c.file_id.in_(part)))
+                conn.execute(T["file_meta"].delete().where(T["file_meta"].c.file_id.in_(part)))
+                conn.execute(T["tags"].delete().where(T["tags"].c.file_id.in_(part)))
+                self._delete_fts(conn, part)
+                conn.execute(f.delete().where(f.c.id.in_(part)))
+        return removed
+
+    def _insert_chunks(self, conn, fid: int, chunks, blobs) -> list[int]:
+        c = T["chunks"]
+        ids = []
+        # One INSERT per chunk keeps the returned ids exact on every backend.
+        for (idx, start, end), blob in zip(chunks, blobs):
+            ids.append(
+                conn.execute(
+                    c.insert().values(file_id=fid, idx=idx, start_s=start, end_s=end, vector=blob)
+                ).inserted_primary_key[0]
+            )
+        return ids
+
+    # ---------------------------------------------------------------- metadata and keywords
+
+    def _write_metadata(self, conn, fid: int, rel: str, metadata: dict[str, str]) -> None:
+        if metadata:
+            conn.execute(
+                T["file_meta"].insert(),
+                [{"file_id": fid, "key": k, "value": str(v)[:4000]} for k, v in metadata.items()],
+            )
+        self._insert_fts(conn, fid, keyword_text(rel, metadata))
+
+    def _insert_fts(self, conn, fid: int, text: str) -> None:
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("INSERT INTO files_fts(rowid, body) VALUES (?, ?)", (fid, text))
+        else:
+            conn.execute(T["file_text"].insert().values(file_id=fid, body=text))
+
+    def _delete_fts(self, conn, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        if self.dialect == "sqlite":
+            marks = ",".join("?" * len(ids))
+            conn.exec_driver_sql(f"DELETE FROM files_fts WHERE rowid IN ({marks})", tuple(ids))
+        else:
+            conn.execute(T["file_text"].delete().where(T["file_text"].c.file_id.in_(list(ids))))
+
+    def metadata_for(self, ids: Iterable[int]) -> dict[int, dict[str, str]]:
+        ids = list(ids)
+        out: dict[int, dict[str, str]] = {i: {} for i in ids}
+        m = T["file_meta"]
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                q = sa.select(m.c.file_id, m.c.key, m.c.value).where(m.c.file_id.in_(ids[i : i + 900]))
+                for fid, k, v in conn.execute(q):
+                    out[fid][k] = v
+        return out
+
+    def keyword_search(self, query: str, limit: int = 200) -> list[tuple[int, float]]:
+        """Files whose names, folders and descriptions match the words of `query`, best first."""
+        words = fts_words(query)
+        if not words:
+            return []
+        with self._read() as conn:
+            if self.dialect == "sqlite":
+                # Any word may match (OR); bm25 ranks files matching more and rarer words first.
+                expr = " OR ".join(f'"{w}"*' for w in words)
+                rows = conn.exec_driver_sql(
+                    "SELECT rowid, bm25(files_fts) FROM files_fts WHERE files_fts MATCH ? "
+                    "ORDER BY bm25(files_fts) LIMIT ?",
+                    (expr, limit),
+                ).all()
+                return [(r[0], -float(r[1])) for r in rows]
+            tsq = " | ".join(f"{w}:*" for w in words)
+            rows = conn.execute(
+                sa.text(
+                    "SELECT file_id, ts_rank(to_tsvector('simple', body), to_tsquery('simple', :q)) AS s "
+                    "FROM file_text WHERE to_tsvector('simple', body) @@ to_tsquery('simple', :q) "
+                    "ORDER BY s DESC LIMIT :n"
+                ),
+                {"q": tsq, "n": limit},
+            ).all()
+            return [(r[0], float(r[1])) for r in rows]
+
+    # ---------------------------------------------------------------- chunks and vectors
+
+    def chunk_count(self) -> int:
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(T["chunks"])).scalar_one()
+
+    def iter_vectors(self, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All chunk (ids, vectors) in id order, in batches (for rebuilding FAISS)."""
+        model = self.get_model()
+        if model is None:
+            return
+        c = T["chunks"]
+        last = 0
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    sa.select(c.c.id, c.c.vector).where(c.c.id > last).order_by(c.c.id).limit(batch)
+                ).all()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, decode_vectors([r[1] for r in rows], model.dim)
+            last = int(ids[-1])
+
+    def all_chunk_ids(self) -> np.ndarray:
+        with self._read() as conn:
+            return np.fromiter(
+                (r[0] for r in conn.execute(sa.select(T["chunks"].c.id).order_by(T["chunks"].c.id))),
+                dtype=np.int64,
+            )
+
+    def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        ids = [int(i) for i in ids]
+        c = T["chunks"]
+        out = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                q = sa.select(c.c.id, c.c.file_id, c.c.idx, c.c.start_s, c.c.end_s).where(c.c.id.in_(ids[i : i + 900]))
+                for r in conn.execute(q):
+                    out[r[0]] = ChunkRow(*r)
+        return out
+
+    def chunks_for(self, file_id: int) -> tuple[list[ChunkRow], np.ndarray]:
+        c = T["chunks"]
+        model = self.get_model()
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(c.c.id, c.c.file_id, c.c.idx, c.c.start_s, c.c.end_s, c.c.vector)
+                .where(c.c.file_id == file_id)
+                .order_by(c.c.idx)
+            ).all()
+        dim = model.dim if model else 0
+        return [ChunkRow(*r[:5]) for r in rows], decode_vectors([r[5] for r in rows], dim)
+
+    def vectors_for_chunks(self, ids: Sequence[int]) -> np.ndarray:
+        c = T["chunks"]
+        ids = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                for cid, blob in conn.execute(sa.select(c.c.id, c.c.vector).where(c.c.id.in_(ids[i : i + 900]))):
+                    found[cid] = blob
+        return decode_vectors([found[i] for i in ids], self.get_model().dim)
+
+    # ---------------------------------------------------------------- text vector cache
+
+    def cached_text_vectors(self, model_key: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        t = T["text_vectors"]
+        out = {}
+        with self._read() as conn:
+            for i in range(0, len(texts), 500):
+                q = sa.select(t.c.text, t.c.vector).where(t.c.model_key == model_key, t.c.text.in_(texts[i : i + 500]))
+                for text, blob in conn.execute(q):
+                    out[text] = np.frombuffer(blob, dtype=np.float32).copy()
+        return out
+
+    def store_text_vectors(self, model_key: str, texts: Sequence[str], vecs: np.ndarray) -> None:
+        t = T["text_vectors"]
+        with self.transaction() as conn:
+            conn.execute(t.delete().where(t.c.model_key == model_key, t.c.text.in_(list(texts))))
+            conn.execute(
+                t.insert(),
+                [
+                    {"model_key": model_key, "text": s, "vector": np.asarray(v, np.float32).tobytes()}
+                    for s, v in zip(texts, vecs)
+                ],
+            )
+
+    # ---------------------------------------------------------------- reports
+
+    def counts(self) -> dict[str, int]:
+        f, c = T["files"], T["chunks"]
+        with self._read() as conn:
+            by_status = dict(conn.execute(sa.select(f.c.status, sa.func.count()).group_by(f.c.status)).all())
+            chunks = conn.execute(sa.select(sa.func.count()).select_from(c)).scalar_one()
+            duration = conn.execute(sa.select(sa.func.sum(f.c.duration_s))).scalar() or 0.0
+        return {
+            "files": sum(by_status.values()),
+            "indexed": by_status.get("ok", 0),
+            "failed": by_status.get("failed", 0),
+            "chunks": chunks,
+            "hours": round(duration / 3600.0, 2),
+        }
+
+    def root_counts(self) -> dict[int, int]:
+        f = T["files"]
+        with self._read() as conn:
+            return dict(conn.execute(sa.select(f.c.root_id, sa.func.count()).group_by(f.c.root_id)).all())
+
+    def failures(self, limit: int | None = None) -> list[FileRow]:
+        q = self._file_columns().where(T["files"].c.status == "failed").order_by(T["files"].c.id)
+        if limit:
+            q = q.limit(limit)
+        with self._read() as conn:
+            return [FileRow(*r) for r in conn.execute(q)]
+
+
+def fts_words(text: str) -> list[str]:
+    """Lower-case word tokens safe to put in an FTS query (no operators or quotes survive)."""
+    import re
+
+    return [w for w in re.findall(r"[^\W_]+", text.lower()) if w][:32]
+
+
+def keyword_text(rel: str, metadata: dict[str, str]) -> str:
+    """What keyword search sees of a file: path words, descriptions, UCS fields and tags."""
+    import re
+
+    parts = [re.sub(r"[_\-./\\]+", " ", rel)]
+    for k, v in metadata.items():
+        if k.startswith(("bext.description", "ixml.", "info.", "tag.", "ucs.")) and v:
+            parts.append(str(v))
+    return " ".join(parts)[:20000]
