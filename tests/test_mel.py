@@ -1,0 +1,179 @@
+"""LogMelFrontend against transformers' ClapFeatureExtractor itself (fused and unfused)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from indexer.mel import LogMelFrontend, mel_filter_bank
+
+transformers = pytest.importorskip("transformers")
+from transformers import ClapFeatureExtractor  # noqa: E402
+from transformers.audio_utils import mel_filter_bank as hf_mel_filter_bank  # noqa: E402
+
+SR = 48_000
+N = 480_000
+TOL_DB = 1e-3
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bwf"
+if not FIXTURES.is_dir():
+    FIXTURES = Path("/work/shared/fixtures/bwf")
+
+# The laion/clap-htsat-{fused,unfused} preprocessor_config.json (fused; unfused differs in truncation).
+LAION_CONFIG = {
+    "chunk_length_s": 10,
+    "feature_extractor_type": "ClapFeatureExtractor",
+    "feature_size": 64,
+    "fft_window_size": 1024,
+    "frequency_max": 14000,
+    "frequency_min": 50,
+    "hop_length": 480,
+    "max_length_s": 10,
+    "n_fft": 1024,
+    "nb_frequency_bins": 513,
+    "nb_max_frames": 1000,
+    "nb_max_samples": 480000,
+    "padding": "repeatpad",
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "processor_class": "ClapProcessor",
+    "return_attention_mask": False,
+    "sampling_rate": 48000,
+    "top_db": None,
+    "truncation": "fusion",
+}
+
+
+def repeatpad(x: np.ndarray, n: int = N) -> np.ndarray:
+    """ClapFeatureExtractor's "repeatpad": tile int(n / len) times, then zero-pad."""
+    if len(x) >= n:
+        return x[:n]
+    x = np.tile(x, int(n / len(x)))
+    return np.pad(x, (0, n - len(x)))
+
+
+def fixture_window() -> np.ndarray | None:
+    sf = pytest.importorskip("soundfile")
+    soxr = pytest.importorskip("soxr")
+    path = FIXTURES / "smpl_alarm_citizen_loop1.wav"
+    if not path.exists():
+        return None
+    data, sr = sf.read(path, dtype="float32", always_2d=True)
+    mono = data.mean(axis=1)
+    if sr != SR:
+        mono = soxr.resample(mono, sr, SR, quality="HQ")
+    return repeatpad(mono.astype(np.float32))
+
+
+def signals() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1234)
+    t = np.arange(N) / SR
+    clicks = np.zeros(N)
+    clicks[::12_000] = 1.0
+    sig = {
+        # A loud pure tone puts bands ~140 dB under its peak: where a float32 STFT fails.
+        "tone": 0.9 * np.sin(2 * np.pi * 1000.0 * t),
+        "noise": 0.1 * rng.standard_normal(N),
+        "silence": np.zeros(N),
+        "clicks": clicks,
+        "clipped": np.clip(4.0 * np.sin(2 * np.pi * 110.0 * t) + 0.2 * rng.standard_normal(N), -1.0, 1.0),
+        "dc_offset": np.full(N, 0.5),
+        "short_repeatpad": repeatpad(0.5 * np.sin(2 * np.pi * 700.0 * t[:30_000])),
+    }
+    real = fixture_window()
+    if real is not None:
+        sig["fixture"] = real
+    return {k: v.astype(np.float32) for k, v in sig.items()}
+
+
+@pytest.fixture(scope="module")
+def sigs() -> dict[str, np.ndarray]:
+    return signals()
+
+
+@pytest.mark.parametrize("truncation", ["fusion", "rand_trunc"])
+def test_parity_with_clap_feature_extractor(sigs, truncation):
+    fe = ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation=truncation)
+    ref_filters = fe.mel_filters if truncation == "fusion" else fe.mel_filters_slaney
+    frontend = LogMelFrontend.from_config({**LAION_CONFIG, "truncation": truncation})
+
+    names = list(sigs)
+    got = frontend(torch.from_numpy(np.stack([sigs[k] for k in names])))
+    assert got.dtype == torch.float32
+    assert tuple(got.shape) == (len(names), 1001, 64)
+    for i, name in enumerate(names):
+        ref = fe._np_extract_fbank_features(sigs[name].astype(np.float64), ref_filters)
+        err = np.abs(got[i].numpy().astype(np.float64) - ref).max()
+        assert err < TOL_DB, f"{truncation}/{name}: max deviation {err:.2e} dB"
+    assert (got[names.index("silence")] == -100.0).all()
+
+
+@pytest.mark.parametrize("truncation", ["fusion", "rand_trunc"])
+def test_from_feature_extractor_matches_from_config(truncation):
+    fe = ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation=truncation)
+    a = LogMelFrontend.from_feature_extractor(fe)
+    b = LogMelFrontend.from_config({**LAION_CONFIG, "truncation": truncation})
+    assert a.settings() == b.settings()
+    expected = fe.mel_filters if truncation == "fusion" else fe.mel_filters_slaney
+    np.testing.assert_array_equal(a.filters, expected)
+
+
+@pytest.mark.parametrize(
+    "norm, mel_scale, fmin, fmax, n_mels",
+    [(None, "htk", 50, 14000, 64), ("slaney", "slaney", 50, 14000, 64), (None, "htk", 0, 14000, 64),
+     ("slaney", "slaney", 0, 8000, 40), ("slaney", "slaney", 500, 24000, 128)],
+)
+def test_filter_bank_equals_transformers(norm, mel_scale, fmin, fmax, n_mels):
+    ours = mel_filter_bank(513, n_mels, fmin, fmax, SR, norm=norm, mel_scale=mel_scale)
+    ref = hf_mel_filter_bank(
+        num_frequency_bins=513, num_mel_filters=n_mels, min_frequency=fmin, max_frequency=fmax,
+        sampling_rate=SR, norm=norm, mel_scale=mel_scale,
+    )
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_config_paths_pick_the_filter_family():
+    fused = LogMelFrontend.from_config(LAION_CONFIG).settings()
+    unfused = LogMelFrontend.from_config({**LAION_CONFIG, "truncation": "rand_trunc"}).settings()
+    assert (fused["mel_scale"], fused["norm"]) == ("htk", None)
+    assert (unfused["mel_scale"], unfused["norm"]) == ("slaney", "slaney")
+    assert fused["f_min"] == 50.0 and fused["f_max"] == 14000.0
+    # Missing keys take ClapFeatureExtractor's class defaults (frequency_min 0), unknown ones are ignored.
+    bare = LogMelFrontend.from_config({"truncation": "fusion", "something_new": 1}).settings()
+    assert bare["f_min"] == ClapFeatureExtractor().frequency_min
+    json.dumps(fused)  # the catalog stores it as JSON
+
+
+def test_batch_shape_and_independence(sigs):
+    frontend = LogMelFrontend.from_config(LAION_CONFIG)
+    rng = np.random.default_rng(7)
+    batch = np.stack([sigs["tone"], sigs["noise"], sigs["clicks"]] + [rng.standard_normal(N).astype(np.float32) * 0.3
+                                                                      for _ in range(5)])
+    together = frontend(torch.from_numpy(batch))
+    assert tuple(together.shape) == (8, 1001, 64)
+    for i in (0, 2, 5):
+        alone = frontend(torch.from_numpy(batch[i : i + 1]))
+        assert tuple(alone.shape) == (1, 1001, 64)
+        torch.testing.assert_close(alone[0], together[i], rtol=0, atol=1e-4)
+    # numpy input and other lengths work; frames = 1 + L // hop
+    assert tuple(frontend(batch[:2, :48_000]).shape) == (2, 101, 64)
+
+
+def test_rejects_bad_shapes():
+    frontend = LogMelFrontend.from_config(LAION_CONFIG)
+    with pytest.raises(ValueError):
+        frontend(torch.zeros(N))
+    with pytest.raises(ValueError):
+        frontend(torch.zeros(1, 100))
+
+
+def test_import_does_not_import_transformers():
+    code = "import sys, indexer.mel; assert 'transformers' not in sys.modules, 'transformers imported'"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
