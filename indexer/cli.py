@@ -1,0 +1,280 @@
+"""sfx-index: the command line of the write path. Parses, calls the library, reports.
+
+Data goes to stdout (tables, or JSON with --json); progress and diagnostics to stderr.
+A `UserError` from any layer becomes one line `error: ...` and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import (
+    ENV_DATABASE_URL, ENV_DEVICE, ENV_INDEX_DIR, ENV_MODEL, ENV_PRECISION, Settings, UserError,
+    resolve_index_dir, resolve_model,
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def index_options(f):
+    """--index and --db, shared by every command that opens an index."""
+    f = click.option(
+        "--db", "db_url", envvar=ENV_DATABASE_URL, metavar="URL",
+        help="Catalog database URL (e.g. postgresql://...); default: SQLite in the index folder.",
+    )(f)
+    f = click.option(
+        "--index", "index_dir", envvar=ENV_INDEX_DIR, metavar="DIR", type=click.Path(file_okay=False),
+        help="Index folder [env SFX_INDEX_DIR; default: the platform data dir].",
+    )(f)
+    return f
+
+
+def model_options(f):
+    f = click.option(
+        "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", envvar=ENV_PRECISION,
+        show_default=True, help="bf16 where the hardware runs it fast (auto), else fp32.",
+    )(f)
+    f = click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", envvar=ENV_DEVICE,
+        show_default=True,
+    )(f)
+    f = click.option(
+        "--model", envvar=ENV_MODEL, metavar="ID_OR_DIR",
+        help="CLAP checkpoint: a Hugging Face id or a local folder [env SFX_MODEL; default laion/clap-htsat-fused].",
+    )(f)
+    return f
+
+
+def settings_from(index_dir=None, db_url=None, model=None, device="auto", precision="auto") -> Settings:
+    return Settings(
+        index_dir=resolve_index_dir(index_dir), model=resolve_model(model), device=device,
+        precision=precision, db_url=db_url,
+    )
+
+
+def user_errors(f):
+    """Turn domain errors into one line on stderr and exit 1 (beets' UserError, llm's ClickException)."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+class Group(click.Group):
+    def main(self, *args, **kwargs):
+        click.ClickException.exit_code = 1
+        return super().main(*args, **kwargs)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="sfx-index")
+@click.option("-v", "--verbose", count=True, help="More diagnostics on stderr (-vv for debug).")
+def main(verbose: int) -> None:
+    """Index sound-effects libraries for text and similarity search with CLAP.
+
+    \b
+    Examples:
+      sfx-index build ~/SFX                 index a library (incremental on reruns)
+      sfx-index status                      what is indexed, with failures
+      sfx-index embed door.wav --json       CLAP vectors of each 10 s window
+    """
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.argument("library", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@index_options
+@model_options
+@click.option("--batch-size", default=16, show_default=True, help="Windows per model call.")
+@click.option("--workers", type=int, default=None, help="Decode processes [default: half the cores].")
+@click.option("--wait", is_flag=True, help="If another build holds the index, wait for it instead of stopping.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, as_json, quiet):
+    """Index the sound files under LIBRARY folders (new, changed, moved and deleted files).
+
+    A rerun only looks at file sizes and dates; changed files are re-embedded, moved or
+    duplicated ones reuse their stored vectors, deleted ones leave the index. Ctrl-C stops
+    after the batch in flight; the next run carries on.
+
+    \b
+    Examples:
+      sfx-index build /Volumes/SFX
+      sfx-index build ~/Libraries/Boom ~/Libraries/Field --index ~/sfx-index
+      SFX_MODEL=./clap-checkpoint sfx-index build ~/SFX --json
+    """
+    from .pipeline import build as run_build
+
+    settings = settings_from(index_dir, db_url, model, device, precision)
+    report = run_build(settings, list(library), batch_size=batch_size, workers=workers, progress=not quiet, wait=wait)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        r = report
+        click.echo(
+            f"{r.new} new, {r.changed} changed, {r.moved} moved, {r.duplicates} duplicates, "
+            f"{r.deleted} deleted, {r.unchanged} unchanged, {r.failed} failed; "
+            f"{r.windows} windows embedded in {r.seconds:.1f} s"
+        )
+        for f in r.failures[:20]:
+            click.echo(f"  failed: {f['path']}: {f['reason']}", err=True)
+        if len(r.failures) > 20:
+            click.echo(f"  ... and {len(r.failures) - 20} more (sfx-index status)", err=True)
+    if report.interrupted:
+        click.echo("interrupted: what was committed is kept; run the same command to continue", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@index_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--failures", "n_failures", default=20, show_default=True, help="How many failures to list.")
+@user_errors
+def status(index_dir, db_url, as_json, n_failures):
+    """Show the roots, counts, model, index size and failures of an index.
+
+    \b
+    Examples:
+      sfx-index status
+      sfx-index status --json | jq .counts
+    """
+    from .maintenance import index_status
+
+    st = index_status(settings_from(index_dir, db_url), n_failures=n_failures)
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(f"index:   {st['index_dir']}")
+    click.echo(f"model:   {st['model']['model_id'] if st['model'] else '(none yet)'}")
+    c = st["counts"]
+    click.echo(f"files:   {c['indexed']} indexed, {c['failed']} failed, {c['chunks']} chunks, {c['hours']} h of audio")
+    v = st["vectors"]
+    click.echo(f"vectors: {v['kind']} {v['ntotal']} ({v['bytes'] / 1e6:.1f} MB){'' if v['current'] else ' (stale: rebuilt on next use)'}")
+    for r in st["roots"]:
+        click.echo(f"root:    {r['path']}  ({r['files']} files)")
+    for f in st["failures"]:
+        click.echo(f"failed:  {f['path']}: {f['reason']}")
+
+
+@main.command()
+@index_options
+@click.option("--repair", is_flag=True, help="Rebuild the FAISS index from the catalog if they disagree.")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def check(index_dir, db_url, repair, as_json):
+    """Check that the FAISS index and the catalog hold the same chunks.
+
+    \b
+    Examples:
+      sfx-index check
+      sfx-index check --repair
+    """
+    from .index import Index
+
+    index = Index.open(settings_from(index_dir, db_url))
+    try:
+        res = index.check(repair=repair)
+    finally:
+        index.close()
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        click.echo(f"{res['chunks']} chunks in the catalog, {res['faiss_vectors']} vectors in FAISS")
+        for p in res["problems"]:
+            click.echo(f"problem: {p}")
+        click.echo("ok" if res["ok"] else ("repaired" if res["repaired"] else "run 'sfx-index check --repair'"))
+    if not res["ok"] and not res["repaired"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file with its windows.")
+@click.option("--npy", "npy_out", type=click.Path(dir_okay=False), help="Write all vectors to this .npy file.")
+@click.option("--hop", default=10.0, show_default=True, help="Seconds between window starts.")
+@user_errors
+def embed(files, model, device, precision, as_json, npy_out, hop):
+    """Print the CLAP vector of every 10 s window of FILES (start_s, end_s, vector).
+
+    No index is needed: this is the seam for using CLAP as a feature extractor.
+
+    \b
+    Examples:
+      sfx-index embed door.wav --json > door.json
+      sfx-index embed *.wav --npy vectors.npy
+    """
+    from .embedding import embed_files
+
+    settings = settings_from(None, None, model, device, precision)
+    rows = embed_files(settings, [Path(f) for f in files], hop_s=hop)
+    if npy_out:
+        import numpy as np
+
+        vecs = [w["vector"] for r in rows for w in r["windows"]]
+        np.save(npy_out, np.asarray(vecs, dtype=np.float32))
+        click.echo(f"wrote {len(vecs)} vectors to {npy_out}", err=True)
+    if as_json or not npy_out:
+        for r in rows:
+            click.echo(json.dumps(r))
+
+
+@main.command()
+@click.argument("root", type=click.Path())
+@index_options
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@user_errors
+def remove(root, index_dir, db_url, yes):
+    """Forget a library root and everything indexed under it (the files are not touched).
+
+    \b
+    Example:
+      sfx-index remove /Volumes/OldDrive/SFX
+    """
+    from .maintenance import remove_root
+
+    settings = settings_from(index_dir, db_url)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Forget {root} and its files in the index?", abort=True, err=True)
+    n = remove_root(settings, root)
+    click.echo(f"removed {root}: {n} chunks left the index")
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new", type=click.Path(exists=True, file_okay=False))
+@index_options
+@user_errors
+def relocate(old, new, index_dir, db_url):
+    """Point a root at its new place (a drive mounted elsewhere); nothing is re-embedded.
+
+    \b
+    Example:
+      sfx-index relocate /Volumes/SFX /mnt/sfx
+    """
+    from .index import Index
+
+    index = Index.open(settings_from(index_dir, db_url))
+    try:
+        root = index.catalog.relocate_root(old, new)
+    finally:
+        index.close()
+    click.echo(f"root {old} is now {root.path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The index as one object: settings, catalog and the FAISS cache of its vectors.
+
+`Index.open()` is the entry point for both command-line tools and the Python API. It keeps
+invariant 1: the FAISS file is used only when its recorded generation equals the catalog's;
+otherwise (missing, stale, corrupt) it is rebuilt from the catalog vectors and saved
+atomically when the index folder is writable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import numpy as np
+
+from .catalog import Catalog
+from .config import Settings, UserError
+
+log = logging.getLogger(__name__)
+
+
+class Index:
+    def __init__(self, settings: Settings, catalog: Catalog):
+        self.settings = settings
+        self.catalog = catalog
+        self._vectors = None
+        self._vectors_generation: int | None = None
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, create: bool = False) -> "Index":
+        settings = settings or Settings()
+        if create:
+            settings.index_dir.mkdir(parents=True, exist_ok=True)
+        elif not settings.db_url and not (settings.index_dir / "catalog.sqlite").exists():
+            raise UserError(
+                f"no index at {settings.index_dir}; run 'sfx-index build LIBRARY' first "
+                "(or point --index / SFX_INDEX_DIR at an existing index)"
+            )
+        return cls(settings, Catalog.open(settings.catalog_url, create=create))
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # ------------------------------------------------------------------ vectors
+
+    def vectors(self, *, refresh: bool = True):
+        """The FAISS index, current with the catalog's last commit."""
+        gen = self.catalog.generation
+        if self._vectors is not None and (not refresh or self._vectors_generation == gen):
+            return self._vectors
+        from .vectors import IndexCorrupt, VectorIndex
+
+        path = self.settings.faiss_path
+        vi = None
+        if path.exists():
+            try:
+                vi = VectorIndex.load(path)
+            except IndexCorrupt as exc:
+                log.warning("the FAISS file is unusable (%s); rebuilding it from the catalog", exc)
+                vi = None
+            if vi is not None and int(vi.meta.get("generation", -1)) != gen:
+                log.info("the FAISS file is older than the catalog; rebuilding it")
+                vi = None
+        if vi is None:
+            vi = self.rebuild_vectors(save=os.access(path.parent, os.W_OK))
+        self._vectors, self._vectors_generation = vi, gen
+        return vi
+
+    def rebuild_vectors(self, *, save: bool = True):
+        from .vectors import VectorIndex
+
+        gen = self.catalog.generation
+        model = self.catalog.get_model()
+        dim = model.dim if model else 512
+        vi = VectorIndex(dim)
+        parts = list(self.catalog.iter_vectors())
+        if parts:
+            ids = np.concatenate([p[0] for p in parts])
+            vecs = np.concatenate([p[1] for p in parts])
+        else:
+            ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        vi.build(ids, vecs)
+        if save:
+            self.save_vectors(vi, gen)
+        self._vectors, self._vectors_generation = vi, gen
+        return vi
+
+    def save_vectors(self, vi, generation: int | None = None) -> None:
+        vi.meta["generation"] = self.catalog.generation if generation is None else generation
+        try:
+            vi.save(self.settings.faiss_path)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write the vector index in {self.settings.index_dir} ({exc.strerror or exc}); "
+                "free some space or check permissions; the catalog is intact and the next run rebuilds it"
+            ) from None
+
+    def check(self, *, repair: bool = False) -> dict:
+        """Compare FAISS ids with catalog chunk ids; with repair, rebuild from the catalog."""
+        from .vectors import IndexCorrupt, VectorIndex
+
+        path = self.settings.faiss_path
+        problems: list[str] = []
+        integrity = self.catalog.integrity_check()
+        if integrity != "ok":
+            problems.append(f"catalog integrity: {integrity}")
+        catalog_ids = set(self.catalog.all_chunk_ids().tolist())
+        faiss_ids: set[int] = set()
+        if not path.exists():
+            problems.append("the FAISS file is missing")
+        else:
+            try:
+                vi = VectorIndex.load(path)
+                faiss_ids = set(vi.ids().tolist())
+                if int(vi.meta.get("generation", -1)) != self.catalog.generation:
+                    problems.append("the FAISS file is older than the catalog")
+            except IndexCorrupt as exc:
+                problems.append(f"the FAISS file is corrupt: {exc}")
+        only_faiss = len(faiss_ids - catalog_ids)
+        only_catalog = len(catalog_ids - faiss_ids)
+        if only_faiss:
+            problems.append(f"{only_faiss} vectors in FAISS have no chunk row")
+        if only_catalog:
+            problems.append(f"{only_catalog} chunks are missing from FAISS")
+        repaired = False
+        if problems and repair and integrity == "ok":
+            self.rebuild_vectors(save=True)
+            repaired = True
+        return {
+            "ok": not problems,
+            "problems": problems,
+            "chunks": len(catalog_ids),
+            "faiss_vectors": len(faiss_ids),
+            "repaired": repaired,
+        }

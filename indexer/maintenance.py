@@ -1,0 +1,64 @@
+"""Index upkeep behind `sfx-index status` and `sfx-index remove`: reports and root removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings, UserError
+from .index import Index
+from .locking import BuildLock
+
+
+def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
+    index = Index.open(settings)
+    try:
+        cat = index.catalog
+        model = cat.get_model()
+        per_root = cat.root_counts()
+        path = settings.faiss_path
+        vectors = {"kind": "none", "ntotal": 0, "bytes": 0, "current": False}
+        if path.exists():
+            from .vectors import IndexCorrupt, VectorIndex
+
+            try:
+                vi = VectorIndex.load(path)
+                vectors = {
+                    "kind": vi.meta.get("factory", "Flat"),
+                    "ntotal": int(vi.ntotal),
+                    "bytes": path.stat().st_size,
+                    "current": int(vi.meta.get("generation", -1)) == cat.generation,
+                    "recall_at_10": vi.meta.get("recall"),
+                }
+            except IndexCorrupt as exc:
+                vectors["kind"] = f"corrupt ({exc})"
+        return {
+            "index_dir": str(settings.index_dir),
+            "catalog": settings.catalog_url if settings.db_url else str(settings.index_dir / "catalog.sqlite"),
+            "model": dict(model.__dict__) if model else None,
+            "counts": cat.counts(),
+            "vectors": vectors,
+            "roots": [{"path": r.path, "files": per_root.get(r.id, 0)} for r in cat.roots()],
+            "failures": [{"path": f.path, "reason": f.error} for f in cat.failures(n_failures)],
+        }
+    finally:
+        index.close()
+
+
+def remove_root(settings: Settings, root: str | Path) -> int:
+    index = Index.open(settings)
+    try:
+        with BuildLock(settings.index_dir):
+            cat = index.catalog
+            r = cat.root_for(root) or next((x for x in cat.roots() if x.path == str(root)), None)
+            if r is None:
+                raise UserError(f"'{root}' is not a root of this index; see 'sfx-index status'")
+            vectors = index.vectors()
+            removed = cat.remove_root(r)
+            cat.bump_generation()
+            vectors.remove(np.asarray(removed, dtype=np.int64))
+            index.save_vectors(vectors)
+            return len(removed)
+    finally:
+        index.close()

@@ -1,0 +1,407 @@
+"""build(): reconcile the library on disk with the catalog, embed what is new, keep FAISS in step.
+
+The recipe (rclip's, made crash-safe): stat every file; a file whose size and mtime match the
+catalog is left alone (no read, no hash, no model call). A new or changed file is hashed; if
+an indexed file has the same bytes (a move, a rename, a duplicate) its vectors are copied.
+Everything else is decoded in worker processes and embedded in batches in this process.
+Each commit writes whole files with their chunks, so a kill loses at most the batch in flight
+(invariant 5). Files gone from disk are swept at the end of a complete scan of their root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root
+from .config import UserError
+from .locking import BuildLock
+from .scan import ScannedFile, content_hash, scan
+from .workers import DecodePool, Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildReport:
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    duplicates: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    windows: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    failures: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Pending:
+    """A file on its way through the decode workers and the model."""
+
+    root: Root
+    item: ScannedFile
+    content_hash: str
+    is_new: bool
+    chunks: list = field(default_factory=list)   # (idx, start_s, end_s)
+    vectors: list = field(default_factory=list)  # (k, d) arrays in window order
+    decoded: int | None = None                   # window count once the worker is done
+    embedded: int = 0
+    info: dict | None = None
+    meta: dict | None = None
+
+
+class Builder:
+    """One build run over some roots of one catalog."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        vectors,  # indexer.vectors.VectorIndex kept in step with each commit
+        *,
+        encoder_loader: Callable,
+        fe_config: dict,
+        model_record: ModelRecord,
+        batch_size: int = 16,
+        workers: int = 1,
+        hop_s: float = 10.0,
+        exclude: Iterable[Path] = (),
+        progress: bool = True,
+        file_timeout_s: float = 300.0,
+        commit_every_s: float = 5.0,
+    ):
+        self.catalog = catalog
+        self.vectors = vectors
+        self._encoder_loader = encoder_loader
+        self._encoder = None
+        self.fe_config = fe_config
+        self.model_record = model_record
+        self.batch_size = max(1, batch_size)
+        self.workers = max(1, workers)
+        self.hop_s = hop_s
+        self.exclude = [Path(p) for p in exclude]
+        self.progress = progress
+        self.file_timeout_s = file_timeout_s
+        self.commit_every_s = commit_every_s
+        self.report = BuildReport()
+        # Written files whose vectors are not yet in FAISS: applied right after each commit.
+        self._faiss_add: list[tuple[np.ndarray, np.ndarray]] = []
+        self._faiss_remove: list[int] = []
+
+    # ------------------------------------------------------------------ public
+
+    def run(self, roots: list[str | Path]) -> BuildReport:
+        t0 = time.monotonic()
+        self.catalog.ensure_model(self.model_record)
+        try:
+            for root_path in roots:
+                self._build_root(Path(root_path))
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+        finally:
+            self.report.seconds = round(time.monotonic() - t0, 3)
+        return self.report
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = self._encoder_loader()
+        return self._encoder
+
+    # ------------------------------------------------------------------ one root
+
+    def _build_root(self, root_path: Path) -> None:
+        if not root_path.is_dir():
+            raise UserError(f"'{root_path}' is not a folder; give the folder that holds your sounds")
+        root = self.catalog.add_root(root_path)
+        known = self.catalog.file_states(root.id)
+        seen: set[str] = set()
+        todo: list[tuple[ScannedFile, FileState | None]] = []
+        bar = self._bar(desc=f"scan {root_path.name or root_path}", unit=" files")
+        for item in scan(root.path, exclude=self.exclude):
+            if not isinstance(item, ScannedFile):
+                log.info("skipping %s: %s", getattr(item, "path", item), getattr(item, "reason", ""))
+                continue
+            seen.add(item.rel)
+            bar.update(1)
+            state = known.get(item.rel)
+            if state and state.size == item.size and state.mtime_ns == item.mtime_ns:
+                log.debug("skipping %s because size and mtime are up to date", item.rel)
+                self.report.unchanged += 1
+                continue
+            todo.append((item, state))
+        bar.close()
+
+        gone = [s for rel, s in known.items() if rel not in seen]
+        gone_ids = {s.id for s in gone}
+        if todo or gone:
+            # Mark the FAISS file stale before the first write: a kill from here on makes the
+            # next open rebuild it from the catalog instead of trusting an old cache.
+            self.catalog.bump_generation()
+        self._embed_all(root, todo, gone_ids)
+        if gone and not self.report.interrupted:
+            removed = self.catalog.delete_files([s.id for s in gone])
+            self.catalog.bump_generation()
+            self.vectors.remove(np.asarray(removed, dtype=np.int64))
+            self.report.deleted += len(gone)
+
+    # ------------------------------------------------------------------ embedding
+
+    def _embed_all(self, root: Root, todo, gone_ids: set[int]) -> None:
+        if not todo:
+            return
+        hashed: queue.Queue = queue.Queue(maxsize=256)
+        stop = threading.Event()
+
+        def feeder():
+            for item, state in todo:
+                if stop.is_set():
+                    break
+                try:
+                    h = content_hash(item.path)
+                except OSError as exc:
+                    hashed.put((item, state, None, f"cannot read: {exc.strerror or exc}"))
+                    continue
+                hashed.put((item, state, h, None))
+            hashed.put(None)
+
+        threading.Thread(target=feeder, daemon=True, name="sfx-hash").start()
+        files_bar = self._bar(total=len(todo), desc="index", unit=" files")
+        pool: DecodePool | None = None
+        pending: dict[int, _Pending] = {}
+        inflight_hashes: dict[str, int] = {}
+        waiting_for_hash: dict[str, list] = {}
+        ready: list[_Pending] = []
+        mel_buf: list[tuple[int, np.ndarray]] = []  # (key, mel) per window, in arrival order
+        key_seq = 0
+        fed_all = False
+        last_commit = time.monotonic()
+
+        def copy_or_note(item, state, h, src_id):
+            rep = self.report
+            fid, new_ids, old_ids = self.catalog.copy_file(
+                src_id, root.id, item.rel, size=item.size, mtime_ns=item.mtime_ns
+            )
+            self._faiss_remove += old_ids
+            vecs = self.catalog.vectors_for_chunks(new_ids)
+            self._faiss_add.append((np.asarray(new_ids, np.int64), vecs))
+            if src_id in gone_ids:
+                rep.moved += 1
+            elif state is not None:
+                rep.changed += 1
+            else:
+                rep.duplicates += 1
+            files_bar.update(1)
+
+        try:
+            while True:
+                # 1. Feed: take hashed files; copy known bytes, send the rest to the workers.
+                while not fed_all and (pool is None or len(pending) < self.workers * 3):
+                    try:
+                        got = hashed.get(timeout=0.05 if pending else 1.0)
+                    except queue.Empty:
+                        break
+                    if got is None:
+                        fed_all = True
+                        break
+                    item, state, h, err = got
+                    if err:
+                        self._fail(root, item, err, None, state)
+                        files_bar.update(1)
+                        continue
+                    if state and state.status == "ok" and state.content_hash == h:
+                        self.catalog.update_stat(state.id, size=item.size, mtime_ns=item.mtime_ns)
+                        self.report.unchanged += 1
+                        files_bar.update(1)
+                        continue
+                    src = self.catalog.find_embedded_by_hash(h)
+                    if src is not None and (state is None or src != state.id):
+                        copy_or_note(item, state, h, src)
+                        continue
+                    if h in inflight_hashes:  # same bytes already on their way: copy later
+                        waiting_for_hash.setdefault(h, []).append((item, state))
+                        continue
+                    if pool is None:
+                        pool = DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s)
+                    key_seq += 1
+                    pending[key_seq] = _Pending(root, item, h, is_new=state is None)
+                    inflight_hashes[h] = key_seq
+                    pool.submit(Task(key_seq, str(item.path), self.hop_s))
+
+                if fed_all and not pending and not mel_buf:
+                    break
+
+                # 2. Collect decoded windows.
+                msg = pool.get(timeout=0.2) if pool is not None and pending else None
+                if msg is not None:
+                    kind, _wid, key = msg[0], msg[1], msg[2]
+                    p = pending.get(key)
+                    if p is not None:
+                        if kind == "part":
+                            starts, ends, _n_real, mel = msg[3], msg[4], msg[5], msg[6]
+                            base = len(p.chunks)
+                            for j, (s, e) in enumerate(zip(starts, ends)):
+                                p.chunks.append((base + j, float(s), float(e)))
+                                mel_buf.append((key, mel[j]))
+                        elif kind == "done":
+                            p.info, p.meta, p.decoded = msg[3], msg[4], msg[5]
+                        elif kind == "fail":
+                            pending.pop(key)
+                            mel_buf = [m for m in mel_buf if m[0] != key]
+                            self._fail(root, p.item, msg[3], p.content_hash, None)
+                            inflight_hashes.pop(p.content_hash, None)
+                            for item, state in waiting_for_hash.pop(p.content_hash, []):
+                                self._fail(root, item, msg[3], p.content_hash, state)
+                                files_bar.update(1)
+                            files_bar.update(1)
+
+                # 3. Run the model on a full batch, or on what there is when the decoders lag.
+                if len(mel_buf) >= self.batch_size or (mel_buf and msg is None):
+                    batch, mel_buf = mel_buf[: self.batch_size], mel_buf[self.batch_size :]
+                    vecs = self.encoder.embed_mel(np.stack([m for _, m in batch]))
+                    for (key, _), v in zip(batch, vecs):
+                        p = pending[key]
+                        p.vectors.append(v)
+                        p.embedded += 1
+                    self.report.windows += len(batch)
+                    files_bar.set_postfix(windows=self.report.windows, refresh=False)
+
+                # 4. Files fully embedded are ready; commit them together now and then.
+                for key in [k for k, p in pending.items() if p.decoded is not None and p.embedded == p.decoded]:
+                    ready.append(pending.pop(key))
+                now = time.monotonic()
+                if ready and (now - last_commit > self.commit_every_s or (fed_all and not pending)):
+                    self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
+                    ready = []
+                    last_commit = now
+        except KeyboardInterrupt:
+            stop.set()
+            self.report.interrupted = True
+        finally:
+            if ready:
+                self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
+            if pool is not None:
+                pool.close()
+            files_bar.close()
+        if self.report.interrupted:
+            raise KeyboardInterrupt
+
+    def _commit(self, ready, inflight_hashes, waiting_for_hash, copy_or_note, bar) -> None:
+        with self.catalog.transaction():
+            for p in ready:
+                info = FileInfo(
+                    duration_s=float(p.info["duration_s"]),
+                    sample_rate=int(p.info["samplerate"]),
+                    channels=int(p.info["channels"]),
+                    subtype=str(p.info.get("subtype") or ""),
+                    container=str(p.info.get("container") or ""),
+                )
+                fid, new_ids, old_ids = self.catalog.write_file(
+                    p.root.id, p.item.rel, size=p.item.size, mtime_ns=p.item.mtime_ns,
+                    content_hash=p.content_hash, info=info, chunks=p.chunks,
+                    vectors=np.stack(p.vectors), metadata=p.meta or {},
+                )
+                self._faiss_remove += old_ids
+                self._faiss_add.append((np.asarray(new_ids, np.int64), np.stack(p.vectors)))
+                if p.is_new:
+                    self.report.new += 1
+                else:
+                    self.report.changed += 1
+                bar.update(1)
+            self.catalog.bump_generation()
+        for p in ready:
+            inflight_hashes.pop(p.content_hash, None)
+            for item, state in waiting_for_hash.pop(p.content_hash, []):
+                src = self.catalog.find_embedded_by_hash(p.content_hash)
+                copy_or_note(item, state, p.content_hash, src)
+        self._sync_vectors()
+
+    def _fail(self, root: Root, item: ScannedFile, reason: str, h: str | None, state) -> None:
+        log.info("failed %s: %s", item.path, reason)
+        old = self.catalog.mark_failed(root.id, item.rel, reason, size=item.size, mtime_ns=item.mtime_ns, content_hash=h)
+        if old:
+            self._faiss_remove += old
+            self.catalog.bump_generation()
+        self.report.failed += 1
+        self.report.failures.append({"path": str(item.path), "reason": reason})
+
+    def _sync_vectors(self) -> None:
+        if self._faiss_remove:
+            self.vectors.remove(np.asarray(self._faiss_remove, dtype=np.int64))
+            self._faiss_remove = []
+        if self._faiss_add:
+            ids = np.concatenate([a for a, _ in self._faiss_add])
+            vecs = np.concatenate([v for _, v in self._faiss_add]).astype(np.float32)
+            self.vectors.add(ids, vecs)
+            self._faiss_add = []
+
+    def _bar(self, **kw):
+        from tqdm import tqdm
+
+        return tqdm(disable=not self.progress, dynamic_ncols=True, leave=False, mininterval=0.5, **kw)
+
+
+def build(
+    settings,
+    roots: list[str | Path],
+    *,
+    batch_size: int = 16,
+    workers: int | None = None,
+    progress: bool = True,
+    wait: bool = False,
+    file_timeout_s: float = 300.0,
+) -> BuildReport:
+    """Index `roots` into the index of `settings`; the library entry point behind `sfx-index build`."""
+    from . import clap
+    from .index import Index
+
+    roots = [Path(r).expanduser() for r in roots]
+    for r in roots:
+        if not r.is_dir():
+            raise UserError(f"'{r}' is not a folder; give the folder that holds your sounds")
+    fe_config, record = clap.load_frontend(settings.model)
+    index = Index.open(settings, create=True)
+    try:
+        with BuildLock(settings.index_dir, wait=wait):
+            index.catalog.ensure_model(record)
+            vectors = index.vectors()
+            builder = Builder(
+                index.catalog,
+                vectors,
+                encoder_loader=lambda: clap.ClapEncoder.load(
+                    settings.model, device=settings.device, precision=settings.precision, parts=("audio",)
+                ),
+                fe_config=fe_config,
+                model_record=record,
+                batch_size=batch_size,
+                workers=workers or default_workers(),
+                exclude=[settings.index_dir],
+                progress=progress,
+                file_timeout_s=file_timeout_s,
+            )
+            try:
+                report = builder.run(roots)
+            finally:
+                builder._sync_vectors()
+                index.save_vectors(vectors)
+    finally:
+        index.close()
+    return report
+
+
+def default_workers() -> int:
+    """Decoding is cheap next to the model: one worker per two cores, at least one."""
+    return max(1, (os.cpu_count() or 2) // 2)

@@ -1,0 +1,188 @@
+"""Decode workers: processes that turn files into log-mel windows for the model.
+
+Each worker decodes, downmixes, resamples and computes the mel frontend for one file at a
+time and sends the result back in parts of a few windows, so that memory stays bounded for
+an hours-long file and the model (in the parent) is fed while the next file decodes.
+
+The parent watches every worker: a file that makes its worker crash or stall past the
+time limit is reported as failed, the worker is replaced, and the run goes on (invariant 4).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PART_WINDOWS = 8
+
+
+@dataclass
+class Task:
+    key: int
+    path: str
+    hop_s: float
+
+
+# Messages from workers (plain tuples, cheap to pickle):
+#   ("start", wid, key)
+#   ("part", wid, key, starts, ends, n_real, mel)        mel: float32 (k, frames, mels)
+#   ("done", wid, key, info_dict, metadata_dict, n_windows)
+#   ("fail", wid, key, reason)
+
+
+def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from .audio import DecodeError, iter_windows, probe
+    from .mel import LogMelFrontend
+    from .metadata import read_metadata
+
+    frontend = LogMelFrontend.from_config(fe_config)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        results.put(("start", wid, task.key))
+        try:
+            info = probe(task.path)
+            meta = read_metadata(task.path)
+            n = 0
+            buf = []
+            for w in iter_windows(task.path, hop_s=task.hop_s):
+                buf.append(w)
+                if len(buf) == PART_WINDOWS:
+                    _send_part(results, wid, task.key, buf, frontend, torch)
+                    n += len(buf)
+                    buf = []
+            if buf:
+                _send_part(results, wid, task.key, buf, frontend, torch)
+                n += len(buf)
+            if n == 0:
+                raise DecodeError("no audio frames")
+            results.put(("done", wid, task.key, dict(info.__dict__), meta, n))
+        except DecodeError as exc:
+            results.put(("fail", wid, task.key, str(exc) or "cannot decode"))
+        except MemoryError:
+            results.put(("fail", wid, task.key, "out of memory while decoding"))
+        except Exception as exc:  # a decoder bug must not take the run down
+            results.put(("fail", wid, task.key, f"{type(exc).__name__}: {exc}"[:300]))
+
+
+def _send_part(results, wid, key, windows, frontend, torch) -> None:
+    batch = torch.from_numpy(np.stack([w.samples for w in windows]))
+    with torch.inference_mode():
+        mel = frontend(batch).numpy()
+    results.put(
+        (
+            "part", wid, key,
+            [w.start_s for w in windows], [w.end_s for w in windows], [w.n_real for w in windows],
+            mel,
+        )
+    )
+
+
+@dataclass
+class _Slot:
+    proc: mp.Process
+    key: int | None = None
+    since: float = field(default_factory=time.monotonic)
+
+
+class DecodePool:
+    """A fixed set of decode processes with per-file time limits and crash recovery."""
+
+    def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = 300.0):
+        self._ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
+        self._fe_config = fe_config
+        self.tasks = self._ctx.Queue()
+        self.results = self._ctx.Queue(maxsize=max(4, workers * 4))
+        self.timeout = file_timeout_s
+        self.slots: dict[int, _Slot] = {}
+        self._next_wid = 0
+        self.outstanding: dict[int, Task] = {}
+        for _ in range(max(1, workers)):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        wid = self._next_wid
+        self._next_wid += 1
+        proc = self._ctx.Process(
+            target=_worker_main, args=(wid, self._fe_config, self.tasks, self.results), daemon=True
+        )
+        proc.start()
+        self.slots[wid] = _Slot(proc)
+
+    def submit(self, task: Task) -> None:
+        self.outstanding[task.key] = task
+        self.tasks.put(task)
+
+    def get(self, timeout: float) -> tuple | None:
+        """The next message, or None; also yields ("fail", ...) for crashed or stuck workers."""
+        try:
+            msg = self.results.get(timeout=timeout)
+        except queue.Empty:
+            return self._check_health()
+        kind, wid = msg[0], msg[1]
+        slot = self.slots.get(wid)
+        if slot is None:  # a message from a worker we already replaced
+            return None
+        if kind == "start":
+            slot.key, slot.since = msg[2], time.monotonic()
+        elif kind == "part":
+            slot.since = time.monotonic()
+        elif kind in ("done", "fail"):
+            if slot.key != msg[2]:
+                return None
+            slot.key = None
+            self.outstanding.pop(msg[2], None)
+        return msg
+
+    def _check_health(self) -> tuple | None:
+        now = time.monotonic()
+        for wid, slot in list(self.slots.items()):
+            dead = not slot.proc.is_alive()
+            stuck = slot.key is not None and now - slot.since > self.timeout
+            if not (dead or stuck):
+                continue
+            key = slot.key
+            slot.proc.kill()
+            slot.proc.join(5)
+            del self.slots[wid]
+            self._spawn()
+            if key is not None:
+                self.outstanding.pop(key, None)
+                why = (
+                    f"decoding stalled for more than {self.timeout:.0f} s"
+                    if stuck and not dead
+                    else f"the decoder crashed (exit code {slot.proc.exitcode})"
+                )
+                return ("fail", wid, key, why)
+        return None
+
+    def close(self) -> None:
+        for _ in self.slots:
+            try:
+                self.tasks.put_nowait(None)
+            except Exception:
+                pass
+        deadline = time.monotonic() + 2
+        for slot in self.slots.values():
+            slot.proc.join(max(0.0, deadline - time.monotonic()))
+            if slot.proc.is_alive():
+                slot.proc.kill()
+                slot.proc.join(1)
+        for q in (self.tasks, self.results):
+            q.cancel_join_thread()
+            q.close()
