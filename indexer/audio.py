@@ -1,0 +1,317 @@
+"""Decoding for the index: any libsndfile format -> 48 kHz mono float32 -> 10 s windows.
+
+Owns the audio contract of the write path (DESIGN.md "Windows"):
+
+- decode with soundfile in blocks, downmix by the mean of the channels, resample with a
+  streaming soxr resampler (HQ), so memory stays bounded whatever the file length (a 2 GB
+  RF64 or a one-hour recording uses a few MB);
+- a file of <= 10 s is one window, repeat-padded exactly like transformers'
+  ClapFeatureExtractor ``padding="repeatpad"``;
+- a longer file is cut into full windows at ``k * hop``; the last window is end-aligned
+  (it starts at duration - 10 s) so that no window of a long file is padded.
+
+Decisions about bad input (the pipeline records a DecodeError as the file's failure):
+
+- libsndfile cannot open it (WavPack, M4A, a PNG named .wav, random bytes, a truncated
+  header) -> DecodeError with a one-line reason;
+- zero frames (a zero-length file, a header with an empty data chunk) -> DecodeError
+  "no audio frames";
+- the header claims more frames than the file holds (truncated data, a lying length):
+  libsndfile returns fewer frames, and we index what was decodable (logged at debug); the
+  windows then describe the real length. A read that *raises* part way is a DecodeError;
+- NaN/Inf samples of float files become 0 (not an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .config import HOP_S, SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
+
+log = logging.getLogger(__name__)
+
+# Samples (frames x channels) read per block: 2 MiB of float32 whatever the channel count.
+BLOCK_SAMPLES = 1 << 19
+RESAMPLE_QUALITY = "HQ"
+
+# Formats libsndfile does not read but users keep in libraries: say so plainly.
+_UNSUPPORTED = {
+    ".wv": "WavPack is not supported (libsndfile cannot read it); convert to FLAC or WAV",
+    ".m4a": "M4A/AAC/ALAC in MP4 is not supported (libsndfile cannot read it)",
+    ".aac": "AAC is not supported (libsndfile cannot read it)",
+}
+
+
+class DecodeError(Exception):
+    """A file that cannot be decoded; str() is a one-line reason for the failure report."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    samplerate: int
+    channels: int
+    frames: int
+    duration_s: float
+    container: str  # WAV, RF64, W64, AIFF, FLAC, OGG, MP3, CAF, AU, ...
+    subtype: str  # PCM_16, PCM_24, FLOAT, DOUBLE, VORBIS, OPUS, MPEG_LAYER_III, ...
+
+
+@dataclass
+class Window:
+    index: int
+    start_s: float
+    end_s: float
+    samples: np.ndarray  # float32 (WINDOW_SAMPLES,) at SAMPLE_RATE
+    n_real: int  # samples of real audio in the window (the rest is repeat/zero padding)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _open(path: str | os.PathLike) -> sf.SoundFile:
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise DecodeError("no audio frames (zero-length file)")
+    except OSError as e:
+        raise DecodeError(f"cannot read file: {_one_line(e)}") from e
+    try:
+        return sf.SoundFile(str(p))
+    except DecodeError:
+        raise
+    except Exception as e:  # LibsndfileError, RuntimeError, TypeError on odd headers
+        hint = _UNSUPPORTED.get(p.suffix.lower())
+        if hint:
+            raise DecodeError(hint) from e
+        reason = _one_line(e)
+        # soundfile prefixes the path; the failure report already shows it.
+        reason = reason.replace(f"Error opening {str(p)!r}: ", "")
+        raise DecodeError(f"not a readable audio file: {reason}") from e
+
+
+def _container(fmt: str) -> str:
+    return "WAV" if fmt == "WAVEX" else fmt
+
+
+def _check(f: sf.SoundFile) -> None:
+    if f.samplerate <= 0 or f.channels <= 0:
+        raise DecodeError(f"invalid header (samplerate={f.samplerate}, channels={f.channels})")
+    if f.frames <= 0:
+        raise DecodeError("no audio frames")
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Header facts without decoding; DecodeError if libsndfile cannot open the file."""
+    with _open(path) as f:
+        _check(f)
+        return AudioInfo(
+            samplerate=int(f.samplerate),
+            channels=int(f.channels),
+            frames=int(f.frames),
+            duration_s=f.frames / f.samplerate,
+            container=_container(f.format),
+            subtype=f.subtype,
+        )
+
+
+def _n_samples(duration_s: float) -> int:
+    return int(round(duration_s * SAMPLE_RATE))
+
+
+def _window_offsets(total: int, window: int, hop: int) -> list[int]:
+    """Start samples of the windows of a `total`-sample signal (see module docstring)."""
+    if total <= window:
+        return [0]
+    starts = list(range(0, total - window + 1, hop))
+    if starts[-1] + window < total:
+        starts.append(total - window)
+    return starts
+
+
+def window_starts(duration_s: float, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> list[float]:
+    """Window start times (s) for a file of `duration_s`, as iter_windows cuts it at 48 kHz."""
+    if hop_s <= 0 or window_s <= 0:
+        raise ValueError("window_s and hop_s must be positive")
+    total = _n_samples(duration_s)
+    return [s / SAMPLE_RATE for s in _window_offsets(total, _n_samples(window_s), _n_samples(hop_s))]
+
+
+def repeat_pad(x: np.ndarray, n: int = WINDOW_SAMPLES) -> np.ndarray:
+    """ClapFeatureExtractor "repeatpad": tile int(n / len) times, then zero-pad to n.
+
+    A signal longer than n is returned cut to its first n samples (CLAP never pads those).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) == 0:
+        return np.zeros(n, dtype=np.float32)
+    if len(x) >= n:
+        return x[:n].copy()
+    x = np.tile(x, int(n / len(x)))
+    return np.pad(x, (0, n - x.shape[0]), mode="constant", constant_values=0).astype(np.float32)
+
+
+def _clean(block: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 -> mono float32 with NaN/Inf replaced by 0."""
+    if not np.isfinite(block).all():
+        block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+    if block.shape[1] == 1:
+        return block[:, 0]
+    return block.mean(axis=1, dtype=np.float32)
+
+
+def iter_mono_48k(path: str | os.PathLike, *, info_out: dict | None = None) -> Iterator[np.ndarray]:
+    """The file as consecutive chunks of 48 kHz mono float32 (streamed; bounded memory).
+
+    `info_out`, if given, receives "frames" (decoded input frames) and "samplerate" at the end.
+    """
+    with _open(path) as f:
+        _check(f)
+        sr, ch, claimed = int(f.samplerate), int(f.channels), int(f.frames)
+        block_frames = max(1024, BLOCK_SAMPLES // ch)
+        rs = None if sr == SAMPLE_RATE else soxr.ResampleStream(
+            sr, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY
+        )
+        decoded = 0
+        while True:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise DecodeError(
+                    f"decode failed part way (truncated or corrupt?) after {decoded} of {claimed} frames: {_one_line(e)}"
+                ) from e
+            n = len(block)
+            if n == 0:
+                break
+            decoded += n
+            mono = _clean(block)
+            out = mono if rs is None else rs.resample_chunk(mono, last=False)
+            if len(out):
+                yield out
+            if n < block_frames:
+                break
+        if rs is not None:
+            out = rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if len(out):
+                yield out
+        if decoded == 0:
+            raise DecodeError(f"no audio frames decoded (header claims {claimed}; truncated or corrupt?)")
+        if decoded < claimed:
+            log.debug("%s: header claims %d frames, decoded %d; indexing what was decodable", path, claimed, decoded)
+        if info_out is not None:
+            info_out.update(frames=decoded, samplerate=sr)
+
+
+class _Tail:
+    """The not-yet-windowed end of the stream, in a preallocated buffer (amortised O(n))."""
+
+    def __init__(self, capacity: int):
+        self.buf = np.zeros(capacity, dtype=np.float32)
+        self.start = 0  # absolute sample index of buf[0]
+        self.fill = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.fill
+
+    def append(self, x: np.ndarray, keep_from: int) -> None:
+        if self.fill + len(x) > len(self.buf):
+            drop = max(0, min(keep_from, self.end) - self.start)
+            self.buf[: self.fill - drop] = self.buf[drop : self.fill]
+            self.start += drop
+            self.fill -= drop
+            if self.fill + len(x) > len(self.buf):  # only for a huge chunk: grow
+                grown = np.zeros(self.fill + len(x), dtype=np.float32)
+                grown[: self.fill] = self.buf[: self.fill]
+                self.buf = grown
+        self.buf[self.fill : self.fill + len(x)] = x
+        self.fill += len(x)
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        return self.buf[a - self.start : b - self.start].copy()
+
+
+def iter_windows(path: str | os.PathLike, *, hop_s: float = HOP_S) -> Iterator[Window]:
+    """10 s windows of 48 kHz mono float32, streamed from the file (see module docstring).
+
+    Raises DecodeError (possibly after some windows were yielded, if decoding fails part way).
+    """
+    W = WINDOW_SAMPLES
+    hop = _n_samples(hop_s)
+    if hop <= 0:
+        raise ValueError("hop_s must be positive")
+    tail = _Tail(2 * W + BLOCK_SAMPLES * 4 + hop)
+    next_start = 0
+    index = 0
+    last_end = 0
+    meta: dict = {}
+    for chunk in iter_mono_48k(path, info_out=meta):
+        # Keep everything from the next window start, and always the last W samples
+        # (the end-aligned final window may reach back into emitted windows).
+        tail.append(chunk, keep_from=min(next_start, tail.end + len(chunk) - W))
+        while next_start + W <= tail.end:
+            yield Window(index, next_start / SAMPLE_RATE, (next_start + W) / SAMPLE_RATE, tail.get(next_start, next_start + W), W)
+            last_end = next_start + W
+            index += 1
+            next_start += hop
+    total = tail.end
+    if total == 0:
+        raise DecodeError("no audio frames")
+    if index == 0:  # shorter than one window (a file of exactly 10 s was emitted above)
+        real = tail.get(0, total)
+        duration = meta["frames"] / meta["samplerate"]
+        yield Window(0, 0.0, duration, repeat_pad(real, W), total)
+    elif last_end < total:
+        s = total - W
+        yield Window(index, s / SAMPLE_RATE, total / SAMPLE_RATE, tail.get(s, total), W)
+
+
+def decode_mono_48k(path: str | os.PathLike) -> np.ndarray:
+    """The whole file at 48 kHz mono float32 (for short files and tests; not bounded)."""
+    chunks = list(iter_mono_48k(path))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+def load_segment(
+    path: str | os.PathLike,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    *,
+    samplerate: int | None = None,
+    mono: bool = False,
+) -> tuple[np.ndarray, int]:
+    """A slice of the file for playback/transcoding: float32 (frames, channels), or (frames,) if mono.
+
+    `end_s=None` reads to the end; times are clamped to the file. `samplerate=None` keeps
+    the file's rate, otherwise the slice is resampled (soxr HQ).
+    """
+    with _open(path) as f:
+        _check(f)
+        sr = int(f.samplerate)
+        a = min(max(0, int(math.floor(max(0.0, start_s) * sr))), f.frames)
+        b = f.frames if end_s is None else min(f.frames, max(a, int(math.ceil(end_s * sr))))
+        try:
+            if a:
+                f.seek(a)
+            x = f.read(b - a, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise DecodeError(f"decode failed: {_one_line(e)}") from e
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    if mono:
+        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+    if samplerate and samplerate != sr:
+        if len(x):
+            x = soxr.resample(x, sr, samplerate, RESAMPLE_QUALITY)
+        sr = samplerate
+    return np.ascontiguousarray(x, dtype=np.float32), sr
