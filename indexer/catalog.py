@@ -23,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from .catalog_tags import TagsMixin
 from .config import UserError
 from .migrations import MIGRATIONS, SCHEMA_VERSION, tables as T
 
@@ -43,6 +44,10 @@ class ModelRecord:
     config_hash: str
     frontend: dict
     dim: int
+
+    @classmethod
+    def from_fingerprint(cls, fp: dict, dim: int) -> "ModelRecord":
+        return cls(fp["model_id"], fp["config_hash"], fp["frontend"], int(dim))
 
     def key(self) -> str:
         """The identity of the vector space: checkpoint config + frontend settings."""
@@ -131,7 +136,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
-class Catalog:
+class Catalog(TagsMixin):
     """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
 
     def __init__(self, engine: sa.Engine):
@@ -626,6 +631,87 @@ class Catalog:
                 for cid, blob in conn.execute(sa.select(c.c.id, c.c.vector).where(c.c.id.in_(ids[i : i + 900]))):
                     found[cid] = blob
         return decode_vectors([found[i] for i in ids], self.get_model().dim)
+
+    def chunk_ids_for_files(self, file_ids: Iterable[int]) -> np.ndarray:
+        ids = sorted(int(i) for i in file_ids)
+        c = T["chunks"]
+        out: list[int] = []
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                out += [r[0] for r in conn.execute(sa.select(c.c.id).where(c.c.file_id.in_(ids[i : i + 900])))]
+        return np.asarray(sorted(out), dtype=np.int64)
+
+    def filter_file_ids(
+        self,
+        *,
+        root: str | None = None,
+        under: str | None = None,
+        exts: Sequence[str] = (),
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        tags: Sequence[str] = (),
+    ) -> set[int]:
+        """Ids of indexed files that pass every given filter (bound parameters only)."""
+        f, r = T["files"], T["roots"]
+        q = sa.select(f.c.id).select_from(f.join(r, f.c.root_id == r.c.id)).where(f.c.status == "ok")
+        if root:
+            q = q.where(r.c.path == root)
+        if under:
+            conds = []
+            for root_row in self.roots():
+                base = root_row.path.rstrip("/")
+                if under == base or under.startswith(base + "/"):
+                    rel = under[len(base) + 1 :]
+                    conds.append(
+                        sa.and_(r.c.id == root_row.id, sa.true() if not rel else f.c.rel.startswith(rel + "/", autoescape=True))
+                    )
+            if not conds:
+                return set()
+            q = q.where(sa.or_(*conds))
+        if exts:
+            q = q.where(sa.or_(*[sa.func.lower(f.c.rel).endswith("." + e, autoescape=True) for e in exts]))
+        if min_duration is not None:
+            q = q.where(f.c.duration_s >= min_duration)
+        if max_duration is not None:
+            q = q.where(f.c.duration_s <= max_duration)
+        if sample_rate:
+            q = q.where(f.c.sample_rate == sample_rate)
+        if channels:
+            q = q.where(f.c.channels == channels)
+        if tags:
+            t = T["tags"]
+            q = q.where(f.c.id.in_(self._tagged_query(t, tags)))
+        with self._read() as conn:
+            return {row[0] for row in conn.execute(q)}
+
+    @staticmethod
+    def _tagged_query(t, labels: Sequence[str]):
+        """Files carrying any of `labels`, where a user's rejection overrides machine tags."""
+        low = [x.lower() for x in labels]
+        label_match = sa.or_(sa.func.lower(t.c.label).in_(low), sa.func.lower(t.c.cat_id).in_(low))
+        rejected = sa.select(t.c.file_id).where(label_match, t.c.source == "user", t.c.score <= 0)
+        return sa.select(t.c.file_id).where(label_match, t.c.score > 0, t.c.file_id.not_in(rejected))
+
+    def tags_for(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+        ids = list(file_ids)
+        t = T["tags"]
+        out: dict[int, dict[str, float]] = {}
+        rejected: set[tuple[int, str]] = set()
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                q = sa.select(t.c.file_id, t.c.label, t.c.score, t.c.source).where(t.c.file_id.in_(ids[i : i + 900]))
+                for fid, label, score, source in conn.execute(q):
+                    if source == "user" and score <= 0:
+                        rejected.add((fid, label))
+                    else:
+                        out.setdefault(fid, {})
+                        out[fid][label] = max(score, out[fid].get(label, score))
+        return {
+            fid: [lab for lab, _ in sorted(d.items(), key=lambda kv: -kv[1]) if (fid, lab) not in rejected]
+            for fid, d in out.items()
+        }
 
     # ---------------------------------------------------------------- text vector cache
 

@@ -372,7 +372,8 @@ def build(
     for r in roots:
         if not r.is_dir():
             raise UserError(f"'{r}' is not a folder; give the folder that holds your sounds")
-    fe_config, record = clap.load_frontend(settings.model)
+    fe_config, fingerprint = clap.load_frontend(settings.model)
+    record = ModelRecord.from_fingerprint(fingerprint, _checkpoint_dim(clap, settings.model))
     index = Index.open(settings, create=True)
     try:
         with BuildLock(settings.index_dir, wait=wait):
@@ -384,7 +385,7 @@ def build(
                 encoder_loader=lambda: clap.ClapEncoder.load(
                     settings.model, device=settings.device, precision=settings.precision, parts=("audio",)
                 ),
-                fe_config=fe_config,
+                fe_config=dict(fe_config),
                 model_record=record,
                 batch_size=batch_size,
                 workers=workers or default_workers(),
@@ -405,3 +406,10 @@ def build(
 def default_workers() -> int:
     """Decoding is cheap next to the model: one worker per two cores, at least one."""
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _checkpoint_dim(clap, model: str) -> int:
+    import json
+
+    config = json.loads((clap.resolve_checkpoint(model) / "config.json").read_text())
+    return int(config.get("projection_dim", 512))

@@ -1,0 +1,207 @@
+"""sfx-search: the command line of the read path. `sfx-search "TEXT"` runs the query command.
+
+Parses, calls `search.Library`, reports: a table for people, --json / --paths / --m3u for
+other programs. When an audition server runs on the same index, a text query is handed to it
+(no torch import, a warm model) and the answer printed the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from indexer import __version__
+from indexer.cli import Group, index_options, model_options, settings_from
+from indexer.config import UserError
+
+from . import render
+from .filters import Filters
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class DefaultGroup(Group):
+    """A group whose first argument, when it is not a command name, is the query text."""
+
+    default_command = "query"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            args = [self.default_command, *args]
+        elif args and args[0] not in self.commands and args[0] in ("-h", "--help"):
+            pass
+        return super().parse_args(ctx, args)
+
+
+def user_errors(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def filter_options(f):
+    opts = [
+        click.option("--tag", multiple=True, metavar="LABEL", help="Only files tagged LABEL (repeatable: any of)."),
+        click.option("--channels", type=click.IntRange(1), help="Only files with this many channels."),
+        click.option("--sample-rate", type=click.IntRange(1), metavar="HZ", help="Only files at this rate."),
+        click.option("--max-duration", type=float, metavar="S", help="Only files at most S seconds long."),
+        click.option("--min-duration", type=float, metavar="S", help="Only files at least S seconds long."),
+        click.option("--ext", multiple=True, metavar="EXT", help="Only these extensions, e.g. --ext wav --ext flac."),
+        click.option("--under", type=click.Path(file_okay=False), metavar="PATH", help="Only files under this folder."),
+        click.option("--root", type=click.Path(file_okay=False), metavar="ROOT", help="Only files of this library root."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+def output_options(f):
+    opts = [
+        click.option("--play", "play", type=int, is_flag=False, flag_value=1, default=None, metavar="[N]",
+                     help="Play result N (default 1) from its offset."),
+        click.option("--m3u", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+                     help="Also write the results as an M3U playlist that starts at each offset."),
+        click.option("--paths", "as_paths", is_flag=True, help="One path per line, for piping."),
+        click.option("--json", "as_json", is_flag=True, help="JSON rows: path, score, offset_s, end_s, duration_s, rank..."),
+        click.option("-n", "n", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many files."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+def make_filters(root, under, ext, min_duration, max_duration, sample_rate, channels, tag) -> Filters:
+    return Filters(root=root, under=under, ext=tuple(ext), min_duration=min_duration, max_duration=max_duration,
+                   sample_rate=sample_rate, channels=channels, tag=tuple(tag))
+
+
+def emit(results, *, as_json, as_paths, m3u, play, empty_hint="no results") -> None:
+    if m3u:
+        render.write_m3u(m3u, results)
+        click.echo(f"wrote {len(results)} entries to {m3u}", err=True)
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in results], indent=2))
+    elif as_paths:
+        for r in results:
+            click.echo(r.path)
+    else:
+        if results:
+            click.echo(render.table(results))
+        else:
+            click.echo(empty_hint, err=True)
+    if play is not None:
+        if not 1 <= play <= len(results):
+            raise UserError(f"--play {play}: there are only {len(results)} results")
+        from .playback import play_result
+
+        play_result(results[play - 1])
+
+
+@click.group(cls=DefaultGroup, context_settings=CONTEXT, invoke_without_command=False)
+@click.version_option(__version__, "--version", prog_name="sfx-search")
+@click.option("-v", "--verbose", count=True, help="More diagnostics on stderr.")
+def main(verbose: int) -> None:
+    """Search an sfx-index library by description, by example, or by tag.
+
+    \b
+    Examples:
+      sfx-search "metal scraping in stone room"
+      sfx-search "distant thunder" -n 5 --json
+      sfx-search "footsteps on gravel" --not "music" --max-duration 30
+      sfx-search similar ~/SFX/door_creak.wav --start 4.5
+      sfx-search serve
+    """
+    import logging
+
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@output_options
+@click.option("--mode", type=click.Choice(["hybrid", "semantic", "keyword"]), default="hybrid", show_default=True,
+              help="semantic: CLAP only; keyword: names and descriptions only; hybrid: both, fused.")
+@click.option("--not", "not_text", metavar="TEXT", help="Push away results that sound like TEXT.")
+@filter_options
+@index_options
+@model_options
+@user_errors
+def query(text, n, as_json, as_paths, m3u, play, mode, not_text, root, under, ext, min_duration, max_duration,
+          sample_rate, channels, tag, index_dir, db_url, model, device, precision):
+    """Find the clips, and the moment in each, that sound like TEXT.
+
+    \b
+    Examples:
+      sfx-search "metal scraping in stone room"
+      sfx-search query "rain on a tin roof" --under ~/SFX/Weather --ext wav
+      sfx-search "door slam" --paths | head -3
+    """
+    text = " ".join(text)
+    settings = settings_from(index_dir, db_url, model, device, precision)
+    filters = make_filters(root, under, ext, min_duration, max_duration, sample_rate, channels, tag)
+    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters)
+    from .remote import try_remote_search
+
+    results = try_remote_search(settings, params) if not model else None
+    if results is None:
+        from .query import Library
+
+        with Library.from_settings(settings) as lib:
+            results = lib.search(text, n, filters=filters, mode=mode, not_text=not_text)
+    emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play,
+         empty_hint="no results: the index is empty or nothing matches; see 'sfx-index status'")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=False, dir_okay=False))
+@click.option("--start", type=float, metavar="S", help="Like the moment at S seconds, not the whole file.")
+@output_options
+@filter_options
+@index_options
+@model_options
+@user_errors
+def similar(file, start, n, as_json, as_paths, m3u, play, root, under, ext, min_duration, max_duration,
+            sample_rate, channels, tag, index_dir, db_url, model, device, precision):
+    """Find sounds like FILE (in the library or not), or like the moment at --start.
+
+    \b
+    Examples:
+      sfx-search similar ~/SFX/Impacts/metal_hit_03.wav
+      sfx-search similar take12.wav --start 31.5 -n 10 --json
+    """
+    from .query import Library
+
+    settings = settings_from(index_dir, db_url, model, device, precision)
+    filters = make_filters(root, under, ext, min_duration, max_duration, sample_rate, channels, tag)
+    with Library.from_settings(settings) as lib:
+        results = lib.similar(file, start_s=start, n=n, filters=filters)
+    emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play)
+
+
+def _register_optional() -> None:
+    """Subcommands that live in their own modules (tagging, serve) when those modules exist."""
+    import importlib
+
+    for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve")):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+            continue
+        main.add_command(getattr(m, name))
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""Text or audio -> vector -> candidate chunks -> files ranked by their best chunk.
+
+`Library` is the Python API behind `sfx-search` and the audition server:
+
+    from search import Library
+    lib = Library.open()
+    for r in lib.search("metal scraping in stone room", n=20):
+        print(r.path, r.score, r.offset_s)
+
+Semantic ranking is exact with respect to the FAISS index: enough chunks are fetched that
+`n` distinct files come back whenever the (filtered) library has them. Keyword ranking uses
+the catalog's full-text index; hybrid mode fuses both with reciprocal rank fusion.
+Byte-identical duplicates are grouped under their best-ranked copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from indexer.catalog import ChunkRow, FileRow
+from indexer.config import Settings, UserError, resolve_index_dir, resolve_model
+from indexer.index import Index
+
+from .filters import Filters
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+NEGATIVE_WEIGHT = 0.5
+MAX_QUERY_CHARS = 2000
+MODES = ("semantic", "keyword", "hybrid")
+
+
+@dataclass
+class Result:
+    rank: int
+    path: str
+    score: float
+    offset_s: float
+    end_s: float
+    duration_s: float | None
+    file_id: int
+    chunk_id: int | None
+    sample_rate: int | None = None
+    channels: int | None = None
+    subtype: str | None = None
+    container: str | None = None
+    description: str | None = None
+    ucs: str | None = None
+    tags: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def format(self) -> str:
+        bits = {"PCM_16": "16", "PCM_24": "24", "PCM_32": "32", "PCM_U8": "8", "PCM_S8": "8", "FLOAT": "32f", "DOUBLE": "64f"}
+        b = bits.get(self.subtype or "", (self.subtype or "").lower())
+        sr = f"{self.sample_rate / 1000:g}k" if self.sample_rate else "?"
+        return f"{sr}/{b}/{self.channels or '?'}ch"
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["format"] = self.format
+        return d
+
+
+class Library:
+    """An open index for searching. Models load lazily; text vectors are cached in the catalog."""
+
+    def __init__(self, index: Index, model: str):
+        self.index = index
+        self.catalog = index.catalog
+        self.model = model
+        self._text_encoder = None
+        self._audio_encoder = None
+        rec = self.catalog.get_model()
+        self._model_key = rec.key() if rec else None
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path | None = None,
+        *,
+        model: str | None = None,
+        db_url: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> "Library":
+        settings = Settings(
+            index_dir=resolve_index_dir(index_dir), model=resolve_model(model), device=device, precision=precision
+        )
+        if db_url:
+            settings.db_url = db_url
+        return cls.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Library":
+        index = Index.open(settings)
+        rec = index.catalog.get_model()
+        # The index knows which model made it: query with the same one unless told otherwise.
+        model = settings.model
+        if rec is not None and model != rec.model_id and settings.model == resolve_model(None):
+            model = rec.model_id
+        lib = cls(index, model)
+        lib.settings = settings
+        return lib
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ encoders
+
+    def _encoder(self, part: str):
+        from indexer.clap import ClapEncoder
+
+        s = getattr(self, "settings", None)
+        device = s.device if s else "auto"
+        precision = s.precision if s else "auto"
+        if part == "text":
+            if self._text_encoder is None:
+                self._text_encoder = ClapEncoder.load(self.model, device=device, precision=precision, parts=("text",))
+                self._check_model(self._text_encoder)
+            return self._text_encoder
+        if self._audio_encoder is None:
+            self._audio_encoder = ClapEncoder.load(self.model, device=device, precision=precision, parts=("audio",))
+            self._check_model(self._audio_encoder)
+        return self._audio_encoder
+
+    def _check_model(self, encoder) -> None:
+        rec = self.catalog.get_model()
+        from indexer.catalog import ModelRecord
+
+        if rec is not None and ModelRecord.from_fingerprint(encoder.fingerprint, encoder.dim).key() != rec.key():
+            raise UserError(
+                f"this index was built with '{rec.model_id}'; query it with the same model (--model {rec.model_id})"
+            )
+
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit text vectors, from the catalog's cache when this model has seen the text before."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        key = self._model_key or self.model
+        cached = self.catalog.cached_text_vectors(key, texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in cached]
+        if missing:
+            vecs = self._encoder("text").embed_text(missing)
+            cached.update(zip(missing, vecs))
+            try:
+                self.catalog.store_text_vectors(key, missing, vecs)
+            except Exception as exc:  # a read-only index still answers queries
+                log.debug("could not cache text vectors: %s", exc)
+        return np.stack([cached[t] for t in texts]).astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        rec = self.catalog.get_model()
+        return rec.dim if rec else 512
+
+    # ------------------------------------------------------------------ queries
+
+    def search(
+        self,
+        text: str,
+        n: int = 20,
+        *,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        not_text: str | None = None,
+    ) -> list[Result]:
+        text = (text or "").strip()
+        if not text:
+            raise UserError('give a description to search for, e.g. sfx-search "metal scraping in stone room"')
+        if len(text) > MAX_QUERY_CHARS:
+            raise UserError(f"the description is {len(text)} characters long; keep it under {MAX_QUERY_CHARS}")
+        if mode not in MODES:
+            raise UserError(f"--mode must be one of {', '.join(MODES)}")
+        allowed = self._allowed_files(filters)
+        semantic: list[tuple[int, float, int]] = []
+        if mode in ("semantic", "hybrid"):
+            q = self.text_vectors([text])[0]
+            if not_text:
+                q = q - NEGATIVE_WEIGHT * self.text_vectors([not_text])[0]
+            semantic = self.rank_files(q, self._want(n) if mode == "semantic" else max(n * 3, 50), allowed)
+        if mode == "semantic":
+            return self._results(semantic, n)
+        keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50))
+        if mode == "keyword":
+            q = None
+            scored = [(fid, s, None) for fid, s in keyword]
+            return self._results(scored, n)
+        return self._results(self._fuse(semantic, keyword, q, not_text), n)
+
+    def similar(
+        self,
+        path: str | Path | None = None,
+        *,
+        file_id: int | None = None,
+        start_s: float | None = None,
+        n: int = 20,
+        filters: Filters | None = None,
+    ) -> list[Result]:
+        """Sounds like a file (in the catalog: stored vectors, no model call) or a moment of it."""
+        q = self.file_vector(path, file_id=file_id, start_s=start_s)
+        return self._results(self.rank_files(q, self._want(n), self._allowed_files(filters)), n)
+
+    def file_vector(self, path=None, *, file_id=None, start_s=None) -> np.ndarray:
+        row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
+        if row is None and path is not None:
+            row = self.catalog.file_by_path(path)
+        if row is not None and row.status == "ok":
+            chunks, vecs = self.catalog.chunks_for(row.id)
+        else:
+            if path is None or not Path(path).is_file():
+                raise UserError(f"'{path or file_id}' is neither in the index nor a readable file")
+            chunks, vecs = self._embed_outside(Path(path))
+        if not len(vecs):
+            raise UserError(f"no audio windows in '{path or file_id}'")
+        if start_s is not None:
+            i = _chunk_at(chunks, start_s)
+            return vecs[i]
+        v = vecs.mean(axis=0)
+        return v / (np.linalg.norm(v) or 1.0)
+
+    def _embed_outside(self, path: Path):
+        from indexer.audio import DecodeError, iter_windows
+
+        try:
+            windows = list(iter_windows(path))
+        except DecodeError as exc:
+            raise UserError(f"cannot decode {path}: {exc}") from None
+        enc = self._encoder("audio")
+        vecs = enc.embed_audio(np.stack([w.samples for w in windows]), [w.n_real for w in windows])
+        chunks = [ChunkRow(-1, -1, w.index, w.start_s, w.end_s) for w in windows]
+        return chunks, vecs
+
+    def rank_files(self, q: np.ndarray, n: int, allowed_files: set[int] | None = None) -> list[tuple[int, float, int]]:
+        """(file id, best chunk score, best chunk id) for the n best files, exact w.r.t. the index."""
+        vi = self.index.vectors()
+        total = int(vi.ntotal)
+        if total == 0 or n <= 0:
+            return []
+        allowed_chunks = None
+        if allowed_files is not None:
+            allowed_chunks = self.catalog.chunk_ids_for_files(allowed_files)
+            if len(allowed_chunks) == 0:
+                return []
+            total = len(allowed_chunks)
+        k = min(total, max(4 * n, 64))
+        q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
+        while True:
+            scores, ids = vi.search(q, k, allowed_ids=allowed_chunks)
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            rows = self.catalog.chunks_by_ids([i for i, _ in pairs])
+            best: dict[int, tuple[float, int]] = {}
+            for cid, s in pairs:
+                row = rows.get(cid)
+                if row is None:  # FAISS ahead of this reader's view of the catalog
+                    continue
+                if row.file_id not in best or s > best[row.file_id][0]:
+                    best[row.file_id] = (s, cid)
+            if len(best) >= n or k >= total:
+                break
+            k = min(total, k * 4)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return [(fid, s, cid) for fid, (s, cid) in ranked[:n]]
+
+    # ------------------------------------------------------------------ pieces
+
+    @staticmethod
+    def _want(n: int) -> int:
+        # Extra rows so that grouping byte-identical duplicates still leaves n results.
+        return n * 2 + 8
+
+    def _allowed_files(self, filters: Filters | None) -> set[int] | None:
+        if filters is None or filters.empty():
+            return None
+        ids = filters.file_ids(self.catalog)
+        if not ids:
+            raise UserError(f"no indexed file matches the filters ({filters.describe()})")
+        return ids
+
+    def _keyword_files(self, text: str, allowed: set[int] | None, limit: int) -> list[tuple[int, float]]:
+        hits = self.catalog.keyword_search(text, limit=limit * 4 if allowed else limit)
+        if allowed is not None:
+            hits = [h for h in hits if h[0] in allowed]
+        return hits[:limit]
+
+    def _fuse(self, semantic, keyword, q, not_text) -> list[tuple[int, float, int | None]]:
+        """Reciprocal rank fusion of the semantic and keyword file rankings."""
+        fused: dict[int, float] = {}
+        for rank, (fid, _s, _c) in enumerate(semantic):
+            fused[fid] = fused.get(fid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        for rank, (fid, _s) in enumerate(keyword):
+            fused[fid] = fused.get(fid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        sem = {fid: (s, c) for fid, s, c in semantic}
+        order = sorted(fused, key=lambda f: (-fused[f], f))
+        out = []
+        for fid in order:
+            if fid in sem:
+                out.append((fid, sem[fid][0], sem[fid][1]))
+            else:
+                out.append((fid, None, None))
+        # Keyword-only hits get their best chunk and cosine score against the query.
+        need = [fid for fid, s, _ in out if s is None]
+        if need and q is not None:
+            best = self._best_chunks(q, need)
+            out = [(fid, *(best.get(fid, (0.0, None)))) if s is None else (fid, s, c) for fid, s, c in out]
+        return out
+
+    def _best_chunks(self, q: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
+        out = {}
+        for fid in file_ids:
+            chunks, vecs = self.catalog.chunks_for(fid)
+            if len(vecs):
+                s = vecs @ q
+                i = int(np.argmax(s))
+                out[fid] = (float(s[i]), chunks[i].id)
+        return out
+
+    def _results(self, scored: list[tuple[int, float | None, int | None]], n: int) -> list[Result]:
+        fids = [fid for fid, _, _ in scored]
+        files = self.catalog.files_by_ids(fids)
+        chunk_rows = self.catalog.chunks_by_ids([c for _, _, c in scored if c is not None])
+        meta = self.catalog.metadata_for(fids)
+        tags = self.catalog.tags_for(fids) if hasattr(self.catalog, "tags_for") else {}
+        out: list[Result] = []
+        by_hash: dict[str, Result] = {}
+        for fid, score, cid in scored:
+            f: FileRow | None = files.get(fid)
+            if f is None:
+                continue
+            if f.content_hash and f.content_hash in by_hash:
+                by_hash[f.content_hash].duplicates.append(f.path)
+                continue
+            if len(out) >= n:
+                continue
+            ch = chunk_rows.get(cid) if cid is not None else None
+            m = meta.get(fid, {})
+            r = Result(
+                rank=len(out) + 1, path=f.path, score=round(float(score or 0.0), 6),
+                offset_s=ch.start_s if ch else 0.0, end_s=ch.end_s if ch else (f.duration_s or 0.0),
+                duration_s=f.duration_s, file_id=fid, chunk_id=cid, sample_rate=f.sample_rate,
+                channels=f.channels, subtype=f.subtype, container=f.container,
+                description=m.get("bext.description") or m.get("ixml.note") or m.get("info.ICMT") or m.get("tag.title") or None,
+                ucs=m.get("ucs.fx_name") and f"{m.get('ucs.cat_id')} {m.get('ucs.fx_name')}",
+                tags=list(tags.get(fid, [])),
+            )
+            out.append(r)
+            if f.content_hash:
+                by_hash[f.content_hash] = r
+        return out
+
+
+def _chunk_at(chunks: list[ChunkRow], t: float) -> int:
+    """The window that best covers time t: the last one starting at or before it."""
+    best = 0
+    for i, c in enumerate(chunks):
+        if c.start_s <= t + 1e-6:
+            best = i
+    return best
