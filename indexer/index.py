@@ -110,7 +110,7 @@ class Index:
         else:
             try:
                 vi = VectorIndex.load(path)
-                faiss_ids = set(vi.ids().tolist())
+                faiss_ids = set(_ids_of(vi).tolist())
                 if int(vi.meta.get("generation", -1)) != self.catalog.generation:
                     problems.append("the FAISS file is older than the catalog")
             except IndexCorrupt as exc:
@@ -132,3 +132,26 @@ class Index:
             "faiss_vectors": len(faiss_ids),
             "repaired": repaired,
         }
+
+
+def _ids_of(vi) -> np.ndarray:
+    """Every live id in a VectorIndex (IDMap or IVF layouts)."""
+    if hasattr(vi, "ids"):
+        return np.asarray(vi.ids(), dtype=np.int64)
+    import faiss
+
+    idx = vi.index
+    if hasattr(idx, "id_map"):
+        ids = faiss.vector_to_array(idx.id_map)
+    else:
+        invlists = faiss.extract_index_ivf(idx).invlists
+        parts = []
+        for lst in range(invlists.nlist):
+            size = invlists.list_size(lst)
+            if size:
+                parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
+        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    tomb = getattr(vi, "_tomb", set())
+    if tomb:
+        ids = ids[~np.isin(ids, np.fromiter(tomb, np.int64))]
+    return ids.astype(np.int64)

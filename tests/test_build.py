@@ -1,0 +1,180 @@
+"""sfx-index build end to end with the real transformers model (tiny random checkpoint)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import audiogen
+from indexer import pipeline
+from indexer.config import UserError
+from indexer.index import Index
+
+
+def _build(settings, roots, **kw):
+    return pipeline.build(settings, [str(r) for r in roots], workers=1, progress=False, **kw)
+
+
+def _snapshot(settings):
+    """Everything a build decides: files with their facts, and chunks with vectors, by path."""
+    index = Index.open(settings)
+    try:
+        cat = index.catalog
+        states = {}
+        for root in cat.roots():
+            for rel, st in cat.file_states(root.id).items():
+                row = cat.files_by_ids([st.id])[st.id]
+                chunks, vecs = cat.chunks_for(st.id)
+                states[rel] = (
+                    row.status, row.content_hash, row.duration_s, row.sample_rate, row.channels,
+                    [(c.idx, round(c.start_s, 4), round(c.end_s, 4)) for c in chunks], vecs,
+                )
+        return states
+    finally:
+        index.close()
+
+
+def _forbid_model_and_hash(monkeypatch):
+    from indexer import clap
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    def no_hash(*a, **k):
+        raise AssertionError("a file was hashed")
+
+    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: no_model()))
+    monkeypatch.setattr(pipeline, "content_hash", no_hash)
+    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: no_model())
+
+
+def test_first_build_indexes_every_file_and_records_failures(settings, library):
+    root, files = library
+    (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (root / ".hidden.wav").write_bytes(b"x")
+    report = _build(settings, [root])
+    assert report.new == len(files)
+    assert report.failed == 1 and report.failures[0]["path"].endswith("broken.wav")
+    index = Index.open(settings)
+    counts = index.catalog.counts()
+    assert counts["indexed"] == len(files) and counts["failed"] == 1
+    # 23 s file -> windows at 0, 10 and the end-aligned 13 s.
+    row = index.catalog.file_by_path(files["long"])
+    chunks, vecs = index.catalog.chunks_for(row.id)
+    assert [round(c.start_s, 3) for c in chunks] == [0.0, 10.0, 13.0]
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert counts["chunks"] == 1 + 1 + 1 + 1 + 1 + 3
+    check = index.check()
+    assert check["ok"], check
+    index.close()
+
+
+def test_rerun_on_unchanged_library_only_stats(settings, library, monkeypatch):
+    root, files = library
+    _build(settings, [root])
+    before = _snapshot(settings)
+    _forbid_model_and_hash(monkeypatch)
+    report = _build(settings, [root])
+    assert report.unchanged == len(files) and report.new == report.changed == report.windows == 0
+    after = _snapshot(settings)
+    assert before.keys() == after.keys()
+
+
+def test_moved_renamed_and_duplicated_files_reuse_vectors(settings, library, monkeypatch):
+    root, files = library
+    _build(settings, [root])
+    before = _snapshot(settings)
+    (root / "moved").mkdir()
+    shutil.move(files["tone"], root / "moved" / "renamed_tone.wav")
+    shutil.copy(files["noise"], root / "noise" / "noise_copy.wav")
+
+    from indexer import clap
+
+    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
+    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    report = _build(settings, [root])
+    assert (report.moved, report.duplicates, report.deleted) == (1, 1, 1)
+    after = _snapshot(settings)
+    assert "tones/tone_440.wav" not in after
+    np.testing.assert_array_equal(after["moved/renamed_tone.wav"][6], before["tones/tone_440.wav"][6])
+    np.testing.assert_array_equal(after["noise/noise_copy.wav"][6], before["noise/noise_burst.wav"][6])
+    index = Index.open(settings)
+    assert index.check()["ok"]
+
+
+def test_changed_file_is_reembedded_and_deleted_folder_leaves(settings, library):
+    root, files = library
+    _build(settings, [root])
+    before = _snapshot(settings)
+    audiogen.write_audio(files["low"], audiogen.noise(48000, 12.0, seed=3), 48000)
+    shutil.rmtree(root / "clicks")
+    report = _build(settings, [root])
+    assert report.changed == 1 and report.deleted == 1 and report.windows == 2
+    after = _snapshot(settings)
+    assert "clicks/clicks_fast.ogg" not in after
+    assert len(after["tones/tone_110.flac"][5]) == 2
+    assert not np.allclose(after["tones/tone_110.flac"][6][0], before["tones/tone_110.flac"][6][0])
+    index = Index.open(settings)
+    res = index.check()
+    assert res["ok"] and res["faiss_vectors"] == index.catalog.counts()["chunks"]
+
+
+def test_touched_but_identical_file_keeps_its_chunks(settings, library, monkeypatch):
+    root, files = library
+    _build(settings, [root])
+    st = os.stat(files["tone"])
+    os.utime(files["tone"], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    report = _build(settings, [root])
+    assert report.unchanged == len(files) and report.changed == 0
+
+
+def test_another_model_is_refused(settings, library, tiny_clap_unfused):
+    root, _ = library
+    _build(settings, [root])
+    settings.model = str(tiny_clap_unfused)
+    with pytest.raises(UserError, match="start a new index with --index"):
+        _build(settings, [root])
+
+
+def test_second_build_on_same_index_stops_with_message(settings, library):
+    from indexer.locking import BuildLock, IndexBusy
+
+    root, _ = library
+    settings.index_dir.mkdir(parents=True)
+    with BuildLock(settings.index_dir):
+        with pytest.raises(IndexBusy, match="another build is running"):
+            _build(settings, [root])
+
+
+def test_missing_or_stale_faiss_is_rebuilt_from_catalog(settings, library):
+    root, _ = library
+    _build(settings, [root])
+    settings.faiss_path.write_bytes(b"garbage")
+    index = Index.open(settings)
+    assert not index.check()["ok"]
+    vi = index.vectors()
+    assert vi.ntotal == index.catalog.counts()["chunks"]
+    assert Index.open(settings).check()["ok"]
+    settings.faiss_path.unlink()
+    assert Index.open(settings).check(repair=True)["repaired"]
+    assert Index.open(settings).check()["ok"]
+
+
+def test_remove_and_relocate_root(settings, library, tmp_path):
+    from indexer.maintenance import remove_root
+
+    root, files = library
+    _build(settings, [root])
+    new_place = tmp_path / "mounted_elsewhere"
+    shutil.move(root, new_place)
+    index = Index.open(settings)
+    index.catalog.relocate_root(root, new_place)
+    assert index.catalog.file_by_path(new_place / "tones" / "tone_440.wav") is not None
+    index.close()
+    assert remove_root(settings, new_place) == 8
+    index = Index.open(settings)
+    assert index.catalog.counts()["files"] == 0 and index.check()["ok"]
