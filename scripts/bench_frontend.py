@@ -1,0 +1,129 @@
+"""Benchmark: LogMelFrontend vs transformers' ClapFeatureExtractor on batches of 10 s windows.
+
+Both run in the same process on the same batch; the table gives windows/s of each, the
+ratio, and the largest deviation (dB) of our log-mel from the extractor's. The machine is
+shared, so each side is timed several times, interleaved, and the best and median are shown.
+
+    .venv/bin/python scripts/bench_frontend.py [--batch 32] [--repeats 5] [--threads N]
+
+Batches: "real" = windows of the WAVs in ../shared/fixtures/bwf (mono mean, soxr HQ to
+48 kHz, repeat-padded) topped up with coloured noise; "tonal" = loud pure tones and sweeps,
+the worst case for our float32 pass (most frames are redone in float64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from indexer.mel import LogMelFrontend  # noqa: E402
+
+SR, N = 48_000, 480_000
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bwf"
+
+
+def repeatpad(x: np.ndarray, n: int = N) -> np.ndarray:
+    if len(x) >= n:
+        return x[:n]
+    x = np.tile(x, int(n / len(x)))
+    return np.pad(x, (0, n - len(x)))
+
+
+def real_batch(size: int, rng: np.random.Generator) -> np.ndarray:
+    import soundfile as sf
+    import soxr
+
+    wins = []
+    for path in sorted(FIXTURES.glob("*")):
+        if path.suffix.lower() not in (".wav", ".bwf"):
+            continue
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        mono = data.mean(axis=1)
+        if sr != SR:
+            mono = soxr.resample(mono, sr, SR, quality="HQ")
+        for start in range(0, max(1, len(mono) - N + 1), N):
+            wins.append(repeatpad(mono[start : start + N]))
+    while len(wins) < size:  # pink-ish and brown-ish noise at varied levels
+        white = rng.standard_normal(N)
+        colour = np.cumsum(white) if len(wins) % 2 else np.convolve(white, np.ones(8) / 8, mode="same")
+        colour = colour - colour.mean()
+        wins.append(colour / np.abs(colour).max() * 10 ** rng.uniform(-3, 0))
+    return np.stack(wins[:size]).astype(np.float32)
+
+
+def tonal_batch(size: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(N) / SR
+    wins = []
+    for i in range(size):
+        if i % 2:
+            f0, f1 = rng.uniform(50, 2000), rng.uniform(2000, 20000)
+            wins.append(0.8 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) / 20 * t * t)))
+        else:
+            wins.append(rng.uniform(0.1, 1.0) * np.sin(2 * np.pi * rng.uniform(50, 14000) * t))
+    return np.stack(wins).astype(np.float32)
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import transformers
+    from transformers import ClapFeatureExtractor
+
+    transformers.logging.set_verbosity_error()
+    rng = np.random.default_rng(0)
+    batches = {"real": real_batch(args.batch, rng), "tonal": tonal_batch(args.batch, rng)}
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch} x {N} samples, "
+          f"repeats {args.repeats}", file=sys.stderr)
+
+    rows = []
+    for truncation in ("fusion", "rand_trunc"):
+        fe = ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation=truncation)
+        ours = LogMelFrontend.from_feature_extractor(fe)
+        for name, batch in batches.items():
+            as_list = list(batch)
+            xt = torch.from_numpy(batch)
+            ref = fe(as_list, sampling_rate=SR, return_tensors="np")["input_features"][:, 0]
+            got = ours(xt).numpy()
+            dev = float(np.abs(got.astype(np.float64) - ref).max())
+            t_ref, t_ours = [], []
+            for _ in range(args.repeats):  # interleaved so that load on the machine hits both
+                t_ref += timed(lambda: fe(as_list, sampling_rate=SR), 1)
+                t_ours += timed(lambda: ours(xt), 1)
+            n = len(batch)
+            rows.append((truncation, name, n / min(t_ref), n / statistics.median(t_ref),
+                         n / min(t_ours), n / statistics.median(t_ours),
+                         min(t_ref) / min(t_ours), statistics.median(t_ref) / statistics.median(t_ours), dev))
+
+    head = ("filters", "batch", "ref win/s best", "ref med", "ours win/s best", "ours med",
+            "ratio best", "ratio med", "max |dB dev|")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for tr, name, rb, rm, ob, om, qb, qm, dev in rows:
+        print(f"| {tr} | {name} | {rb:.1f} | {rm:.1f} | {ob:.1f} | {om:.1f} | {qb:.1f}x | {qm:.1f}x | {dev:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
