@@ -58,6 +58,9 @@ class Settings:
     precision: str = field(default_factory=lambda: os.environ.get(ENV_PRECISION, "auto"))
     db_url: str | None = field(default_factory=lambda: os.environ.get(ENV_DATABASE_URL))
 
+    def __post_init__(self) -> None:
+        self.index_dir = Path(self.index_dir).expanduser()
+
     @property
     def catalog_url(self) -> str:
         if self.db_url:
