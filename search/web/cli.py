@@ -1,0 +1,77 @@
+"""`sfx-search serve`: the audition page on a local port, the model loaded once."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import click
+
+from indexer.cli import index_options, model_options, settings_from, user_errors
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback exposes your library to the network.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0 picks a free one; server.json in the index says which).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@index_options
+@model_options
+@user_errors
+def serve(host, port, open_browser, index_dir, db_url, model, device, precision):
+    """Search, listen and pick in a local web page (and answer sfx-search queries warm).
+
+    The model loads once at start, so every query after that is quick; while the server
+    runs, `sfx-search "..."` on the same index hands its query over instead of loading
+    torch. Stop it with Ctrl-C.
+
+    \b
+    Examples:
+      sfx-search serve --open
+      sfx-search serve --index ~/SFX/.index --port 9000
+      curl 'http://127.0.0.1:8765/api/search?q=door+creak&n=5'
+    """
+    from ..query import Library
+    from .app import create_app
+    from .server import ServerFile, bind, is_loopback, make_server, url_for
+
+    settings = settings_from(index_dir, db_url, model, device, precision)
+    loopback = is_loopback(host)
+    if not loopback:
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach this machine can search the index and "
+            "download its audio; reveal-in-folder is off. Use --host 127.0.0.1 to keep it private.",
+            err=True,
+        )
+    t0 = time.perf_counter()
+    library = Library.from_settings(settings)
+    try:
+        ServerFile(settings.index_dir, host, port).check_free()
+        sock = bind(host, port)  # before the model: a busy port should fail fast
+        port = sock.getsockname()[1]
+        click.echo(f"loading {library.model} ...", err=True)
+        try:
+            library._encoder("text")  # load the text tower now so that the first query is warm
+        except BaseException:
+            sock.close()
+            raise
+        server_file = ServerFile(settings.index_dir, host, port)
+        app = create_app(library, index_dir=settings.index_dir, loopback=loopback,
+                         allowed_hosts=None if loopback else ["*"], server_file=server_file)
+        url = url_for(host, port)
+        click.echo(f"sfx-search serve: {url}  (index {settings.index_dir}, ready in "
+                   f"{time.perf_counter() - t0:.1f} s; Ctrl-C to stop)", err=True)
+        if open_browser:
+            import webbrowser
+
+            threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+        try:
+            make_server(app, sock).run(sockets=[sock])
+        finally:
+            server_file.remove()
+            sock.close()
+    finally:
+        library.close()
+    sys.stderr.flush()
