@@ -342,7 +342,7 @@ class Catalog(TagsMixin):
             f.c.root_id == root_id
         )
         with self._read() as conn:
-            return {r.rel: FileState(*r) for r in conn.execute(q)}
+            return {rel_from_db(r.rel): FileState(r[0], rel_from_db(r.rel), *r[2:]) for r in conn.execute(q)}
 
     def find_embedded_by_hash(self, content_hash: str) -> int | None:
         """An indexed file with these bytes whose chunks can be reused (moves, duplicates)."""
@@ -374,7 +374,7 @@ class Catalog(TagsMixin):
             for i in range(0, len(ids), 900):
                 q = self._file_columns().where(T["files"].c.id.in_(ids[i : i + 900]))
                 for row in conn.execute(q):
-                    out[row.id] = FileRow(*row)
+                    out[row.id] = _file_row(row)
         return out
 
     def file_by_path(self, path: str | Path) -> FileRow | None:
@@ -386,11 +386,11 @@ class Catalog(TagsMixin):
                     rel = c.relative_to(root.path).as_posix()
                 except ValueError:
                     continue
-                q = self._file_columns().where(T["files"].c.root_id == root.id, T["files"].c.rel == rel)
+                q = self._file_columns().where(T["files"].c.root_id == root.id, T["files"].c.rel == rel_to_db(rel))
                 with self._read() as conn:
                     row = conn.execute(q).first()
                 if row:
-                    return FileRow(*row)
+                    return _file_row(row)
         return None
 
     def files_with_hash(self, content_hash: str) -> list[int]:
@@ -401,6 +401,7 @@ class Catalog(TagsMixin):
     def _upsert_file(self, conn, root_id: int, rel: str, values: dict) -> tuple[int, list[int]]:
         """Insert or update the file row; drop its old chunks. Returns (file id, old chunk ids)."""
         f, c = T["files"], T["chunks"]
+        rel = rel_to_db(rel)
         row = conn.execute(sa.select(f.c.id).where(f.c.root_id == root_id, f.c.rel == rel)).first()
         if row:
             fid = row[0]
@@ -465,7 +466,7 @@ class Catalog(TagsMixin):
         """Record a file that could not be indexed (invariant 4). Returns chunk ids it lost."""
         values = dict(
             size=size, mtime_ns=mtime_ns, content_hash=content_hash, status="failed",
-            error=reason[:500], indexed_at=time.time(), duration_s=None, sample_rate=None,
+            error=safe_text(reason)[:500], indexed_at=time.time(), duration_s=None, sample_rate=None,
             channels=None, subtype=None, container=None,
         )
         with self.transaction() as conn:
@@ -512,7 +513,7 @@ class Catalog(TagsMixin):
         if metadata:
             conn.execute(
                 T["file_meta"].insert(),
-                [{"file_id": fid, "key": k, "value": str(v)[:4000]} for k, v in metadata.items()],
+                [{"file_id": fid, "key": safe_text(k), "value": safe_text(str(v))[:4000]} for k, v in metadata.items()],
             )
         self._insert_fts(conn, fid, keyword_text(rel, metadata))
 
@@ -763,7 +764,46 @@ class Catalog(TagsMixin):
         if limit:
             q = q.limit(limit)
         with self._read() as conn:
-            return [FileRow(*r) for r in conn.execute(q)]
+            return [_file_row(r) for r in conn.execute(q)]
+
+
+_FS_PREFIX = ":fsb64:"
+
+
+def rel_to_db(rel: str) -> str:
+    """A relative path as stored: itself, or, for names that are not UTF-8 on disk (lone
+    surrogates from os.fsdecode), their raw bytes in base64 so the exact name comes back."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        import base64
+        import os
+
+        return _FS_PREFIX + base64.urlsafe_b64encode(os.fsencode(rel)).decode("ascii")
+
+
+def rel_from_db(stored: str) -> str:
+    if stored.startswith(_FS_PREFIX):
+        import base64
+        import os
+
+        try:
+            return os.fsdecode(base64.urlsafe_b64decode(stored[len(_FS_PREFIX):]))
+        except ValueError:
+            return stored
+    return stored
+
+
+def safe_text(text: str) -> str:
+    """Text that any database accepts (undecodable bytes shown as U+FFFD)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if text else text
+
+
+def _file_row(row) -> FileRow:
+    r = FileRow(*row)
+    r.rel = rel_from_db(r.rel)
+    return r
 
 
 def fts_words(text: str) -> list[str]:
@@ -777,8 +817,8 @@ def keyword_text(rel: str, metadata: dict[str, str]) -> str:
     """What keyword search sees of a file: path words, descriptions, UCS fields and tags."""
     import re
 
-    parts = [re.sub(r"[_\-./\\]+", " ", rel)]
+    parts = [re.sub(r"[_\-./\\]+", " ", safe_text(rel))]
     for k, v in metadata.items():
         if k.startswith(("bext.description", "ixml.", "info.", "tag.", "ucs.")) and v:
-            parts.append(str(v))
+            parts.append(safe_text(str(v)))
     return " ".join(parts)[:20000]

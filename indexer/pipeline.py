@@ -43,6 +43,7 @@ class BuildReport:
     seconds: float = 0.0
     interrupted: bool = False
     failures: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # broken links, unreadable folders
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -131,10 +132,15 @@ class Builder:
         seen: set[str] = set()
         todo: list[tuple[ScannedFile, FileState | None]] = []
         bar = self._bar(desc=f"scan {root_path.name or root_path}", unit=" files")
-        for item in scan(root.path, exclude=self.exclude):
-            if not isinstance(item, ScannedFile):
-                log.info("skipping %s: %s", getattr(item, "path", item), getattr(item, "reason", ""))
-                continue
+        unreadable: list[str] = []
+
+        def problem(p):
+            log.info("skipping %s: %s", p.path, p.reason)
+            self.report.skipped.append({"path": str(p.path), "reason": p.reason})
+            if p.reason.startswith("cannot read folder"):
+                unreadable.append(p.rel.rstrip("/") + "/")
+
+        for item in scan(root.path, exclude=self.exclude, on_problem=problem):
             seen.add(item.rel)
             bar.update(1)
             state = known.get(item.rel)
@@ -145,7 +151,20 @@ class Builder:
             todo.append((item, state))
         bar.close()
 
-        gone = [s for rel, s in known.items() if rel not in seen]
+        gone = [
+            s for rel, s in known.items()
+            if rel not in seen and not any(rel.startswith(u) or u == "/" for u in unreadable)
+        ]
+        if known and not seen:
+            # An empty root that had files is far more often an unmounted drive than a
+            # deleted library: keep the catalog and say how to really forget it.
+            log.warning(
+                "%s holds no sound files now (%d indexed before); nothing removed. If the drive is "
+                "unmounted, mount it and rerun; to forget this library use 'sfx-index remove %s'",
+                root.path, len(known), root.path,
+            )
+            self.report.skipped.append({"path": root.path, "reason": "empty root: kept its catalog entries"})
+            gone = []
         gone_ids = {s.id for s in gone}
         if todo or gone:
             # Mark the FAISS file stale before the first write: a kill from here on makes the
