@@ -21,6 +21,14 @@ import sqlalchemy as sa
 from .migrations import tables as T
 
 MACHINE_SOURCES = ("zero-shot", "head")
+
+
+def _rel(stored: str) -> str:
+    """The stored rel as a path (the catalog may encode names that are not UTF-8)."""
+    from . import catalog
+
+    dec = getattr(catalog, "rel_from_db", None)
+    return dec(stored) if dec else stored
 USER_SET = "user"
 
 
@@ -199,7 +207,7 @@ class TagsMixin:
         user_rows: list[TaggedFile] = []
         with self._read() as conn:
             for fid, root, rel, lab, cat, score, sname, source in conn.execute(q):
-                row = TaggedFile(fid, f"{root.rstrip('/')}/{rel}", lab, cat, float(score), sname, source)
+                row = TaggedFile(fid, f"{root.rstrip('/')}/{_rel(rel)}", lab, cat, float(score), sname, source)
                 if source == "user":
                     decisions[(fid, lab.lower())] = score > 0
                     user_rows.append(row)
@@ -264,7 +272,7 @@ class TagsMixin:
             .order_by(f.c.id)
         )
         with self._read() as conn:
-            return [(int(a), b, c) for a, b, c in conn.execute(q)]
+            return [(int(a), b, _rel(c)) for a, b, c in conn.execute(q)]
 
     def file_ids_for_paths(self, paths: Sequence[str]) -> dict[str, int]:
         """Absolute path -> file id for those of `paths` that are indexed."""
