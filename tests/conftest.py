@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures_clap import tiny_clap, tiny_clap_dirs, tiny_clap_unfused  # noqa: E402,F401
-from pg import postgres_url  # noqa: E402,F401
+from pg import _pg_server, postgres_url  # noqa: E402,F401
 
 import audiogen  # noqa: E402
 
