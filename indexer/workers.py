@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import UserError
+
 log = logging.getLogger(__name__)
 
 PART_WINDOWS = 8
@@ -93,11 +95,17 @@ def _send_part(results, wid, key, windows, frontend, torch) -> None:
     )
 
 
+class WorkerStartupError(UserError):
+    pass
+
+
 @dataclass
 class _Slot:
     proc: mp.Process
     key: int | None = None
     since: float = field(default_factory=time.monotonic)
+    worked: bool = False
+    ignore: int | None = None
 
 
 class DecodePool:
@@ -112,6 +120,10 @@ class DecodePool:
         self.slots: dict[int, _Slot] = {}
         self._next_wid = 0
         self.outstanding: dict[int, Task] = {}
+        self._started: set[int] = set()      # keys some worker announced
+        self._attempts: dict[int, int] = {}  # key -> times submitted
+        self._early_deaths = 0               # workers that died before doing any work
+        self._idle_since: float | None = None
         for _ in range(max(1, workers)):
             self._spawn()
 
@@ -126,6 +138,7 @@ class DecodePool:
 
     def submit(self, task: Task) -> None:
         self.outstanding[task.key] = task
+        self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
         self.tasks.put(task)
 
     def get(self, timeout: float) -> tuple | None:
@@ -138,8 +151,19 @@ class DecodePool:
         slot = self.slots.get(wid)
         if slot is None:  # a message from a worker we already replaced
             return None
+        if kind in ("done", "fail") and msg[2] not in self.outstanding:
+            return None  # a requeued task answered twice
+        slot.worked = True
         if kind == "start":
+            if msg[2] in self._started or msg[2] not in self.outstanding:
+                # A requeued task that another worker already has: ignore this copy's output.
+                slot.key, slot.since, slot.ignore = None, time.monotonic(), msg[2]
+                return None
             slot.key, slot.since = msg[2], time.monotonic()
+            self._started.add(msg[2])
+            return msg
+        if getattr(slot, "ignore", None) == msg[2]:
+            return None
         elif kind == "part":
             slot.since = time.monotonic()
         elif kind in ("done", "fail"):
@@ -157,6 +181,13 @@ class DecodePool:
             if not (dead or stuck):
                 continue
             key = slot.key
+            if dead and key is None and not slot.worked:
+                self._early_deaths += 1
+                if self._early_deaths >= 3:
+                    raise WorkerStartupError(
+                        f"decode worker processes die at start-up (exit code {slot.proc.exitcode}); "
+                        "if you call sfx-index from a script, guard it with `if __name__ == '__main__':`"
+                    )
             slot.proc.kill()
             slot.proc.join(5)
             del self.slots[wid]
@@ -169,6 +200,26 @@ class DecodePool:
                     else f"the decoder crashed (exit code {slot.proc.exitcode})"
                 )
                 return ("fail", wid, key, why)
+        return self._requeue_lost(now)
+
+    def _requeue_lost(self, now: float) -> tuple | None:
+        """Tasks taken by a worker that died before announcing them: send again, or fail."""
+        idle = all(slot.key is None for slot in self.slots.values())
+        lost = [k for k in self.outstanding if k not in self._started]
+        if not (idle and lost and self.tasks.empty()):
+            self._idle_since = None
+            return None
+        if self._idle_since is None:
+            self._idle_since = now
+            return None
+        if now - self._idle_since < 2.0:
+            return None
+        self._idle_since = None
+        for key in lost:
+            if self._attempts.get(key, 0) >= 2:
+                self.outstanding.pop(key, None)
+                return ("fail", -1, key, "the decoder was lost twice on this file")
+            self.submit(self.outstanding[key])
         return None
 
     def close(self) -> None:
