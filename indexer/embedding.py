@@ -16,22 +16,26 @@ def embed_files(settings: Settings, files: list[Path], *, hop_s: float = 10.0, b
     encoder = ClapEncoder.load(settings.model, device=settings.device, precision=settings.precision, parts=("audio",))
     out = []
     for path in files:
+        rows = []
+        batch = []
+
+        def flush():
+            vecs = encoder.embed_audio(np.stack([w.samples for w in batch]), [w.n_real for w in batch])
+            rows.extend(
+                {"start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6), "vector": v.tolist()}
+                for w, v in zip(batch, vecs)
+            )
+            batch.clear()
+
         try:
-            windows = list(iter_windows(path, hop_s=hop_s))
+            # Streamed: an hour-long file never holds more than one batch of windows.
+            for w in iter_windows(path, hop_s=hop_s):
+                batch.append(w)
+                if len(batch) == batch_size:
+                    flush()
         except DecodeError as exc:
             raise UserError(f"cannot decode {path}: {exc}") from None
-        vecs = []
-        for i in range(0, len(windows), batch_size):
-            part = windows[i : i + batch_size]
-            vecs.append(encoder.embed_audio(np.stack([w.samples for w in part]), [w.n_real for w in part]))
-        vecs = np.concatenate(vecs) if vecs else np.zeros((0, encoder.dim), np.float32)
-        out.append(
-            {
-                "path": str(Path(path).resolve()),
-                "windows": [
-                    {"start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6), "vector": v.tolist()}
-                    for w, v in zip(windows, vecs)
-                ],
-            }
-        )
+        if batch:
+            flush()
+        out.append({"path": str(Path(path).resolve()), "windows": rows})
     return out
