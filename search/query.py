@@ -16,7 +16,6 @@ Byte-identical duplicates are grouped under their best-ranked copy.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +26,7 @@ from indexer.config import Settings, UserError, resolve_index_dir, resolve_model
 from indexer.index import Index
 
 from .filters import Filters
+from .results import Result
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +34,6 @@ RRF_K = 60
 NEGATIVE_WEIGHT = 0.5
 MAX_QUERY_CHARS = 2000
 MODES = ("semantic", "keyword", "hybrid")
-
-
-@dataclass
-class Result:
-    rank: int
-    path: str
-    score: float
-    offset_s: float
-    end_s: float
-    duration_s: float | None
-    file_id: int
-    chunk_id: int | None
-    sample_rate: int | None = None
-    channels: int | None = None
-    subtype: str | None = None
-    container: str | None = None
-    description: str | None = None
-    ucs: str | None = None
-    tags: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-
-    @property
-    def format(self) -> str:
-        bits = {"PCM_16": "16", "PCM_24": "24", "PCM_32": "32", "PCM_U8": "8", "PCM_S8": "8", "FLOAT": "32f", "DOUBLE": "64f"}
-        b = bits.get(self.subtype or "", (self.subtype or "").lower())
-        sr = f"{self.sample_rate / 1000:g}k" if self.sample_rate else "?"
-        return f"{sr}/{b}/{self.channels or '?'}ch"
-
-    def as_json(self) -> dict:
-        d = asdict(self)
-        d["format"] = self.format
-        return d
 
 
 class Library:

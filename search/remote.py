@@ -56,7 +56,7 @@ def try_remote_search(settings, params: dict):
         return None
     except (OSError, ValueError):
         return None
-    from .query import Result
+    from .results import Result
 
     fields = Result.__dataclass_fields__
     return [Result(**{k: v for k, v in row.items() if k in fields}) for row in payload["results"]]

@@ -1,0 +1,40 @@
+"""The result row of every search: what the table, --json, the server and the Python API return.
+
+Kept free of numpy and the catalog so that handing a query to a running server stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Result:
+    rank: int
+    path: str
+    score: float
+    offset_s: float
+    end_s: float
+    duration_s: float | None
+    file_id: int
+    chunk_id: int | None
+    sample_rate: int | None = None
+    channels: int | None = None
+    subtype: str | None = None
+    container: str | None = None
+    description: str | None = None
+    ucs: str | None = None
+    tags: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def format(self) -> str:
+        bits = {"PCM_16": "16", "PCM_24": "24", "PCM_32": "32", "PCM_U8": "8", "PCM_S8": "8", "FLOAT": "32f", "DOUBLE": "64f"}
+        b = bits.get(self.subtype or "", (self.subtype or "").lower())
+        sr = f"{self.sample_rate / 1000:g}k" if self.sample_rate else "?"
+        return f"{sr}/{b}/{self.channels or '?'}ch"
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["format"] = self.format
+        return d
