@@ -151,7 +151,7 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, root, under, ex
     params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters)
     from .remote import try_remote_search
 
-    results = try_remote_search(settings, params) if not model else None
+    results = try_remote_search(settings, params)
     if results is None:
         from .query import Library
 

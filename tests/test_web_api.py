@@ -346,3 +346,15 @@ def test_serve_help_and_busy_port(built):
         assert r.exit_code == 1 and "try another --port" in r.output
     finally:
         sock.close()
+
+
+def test_tags_listed_once_the_index_has_some(client, library, ids):
+    from indexer.catalog_tags import TagRow
+
+    rows = [TagRow(file_id=ids[k], label="door", cat_id="DOORWood", score=0.9) for k in list(ids)[:2]]
+    library.catalog.replace_tag_set("api-test", rows, source="zero-shot", model="m")
+    try:
+        r = client.get("/api/tags")
+        assert r.status_code == 200 and r.json()["tags"] == [{"label": "door", "count": 2}]
+    finally:
+        library.catalog.delete_tag_set("api-test")

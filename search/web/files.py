@@ -98,10 +98,7 @@ class FileService:
 
     def tag_counts(self) -> list[dict] | None:
         """[{label, count}] when the catalog can list its tags and has some, else None."""
-        lister = getattr(self.catalog, "tag_counts", None)
-        if lister is None:
-            return None
-        rows = [{"label": str(label), "count": int(count)} for label, count in dict(lister()).items()]
+        rows = [{"label": str(label), "count": int(count)} for label, _cat, count in self.catalog.label_counts()]
         return rows or None
 
     # ------------------------------------------------------------------ audio
