@@ -228,7 +228,9 @@ class Builder:
         try:
             while True:
                 # 1. Feed: take hashed files; copy known bytes, send the rest to the workers.
-                while not fed_all and (pool is None or len(pending) < self.workers * 3):
+                # Files in flight: enough that two batches of windows are decoded ahead even
+                # when every file is one window, so the model never waits on a decoder.
+                while not fed_all and (pool is None or len(pending) < self.workers * 3 + 2 * self.batch_size):
                     try:
                         got = hashed.get(timeout=0.05 if pending else 1.0)
                     except queue.Empty:
@@ -254,7 +256,8 @@ class Builder:
                         waiting_for_hash.setdefault(h, []).append((item, state))
                         continue
                     if pool is None:
-                        pool = DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s)
+                        pool = DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s,
+                                          max_messages=3 * self.batch_size + 4 * self.workers)
                     key_seq += 1
                     pending[key_seq] = _Pending(root, item, h, is_new=state is None)
                     inflight_hashes[h] = key_seq

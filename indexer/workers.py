@@ -111,11 +111,15 @@ class _Slot:
 class DecodePool:
     """A fixed set of decode processes with per-file time limits and crash recovery."""
 
-    def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = 300.0):
+    def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = 300.0,
+                 max_messages: int = 0):
         self._ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         self._fe_config = fe_config
         self.tasks = self._ctx.Queue()
-        self.results = self._ctx.Queue(maxsize=max(4, workers * 4))
+        # The workers run ahead of the model by at most this many messages (parts of at most
+        # PART_WINDOWS windows): enough for a batch of one-window files (3 messages each)
+        # keeps them decoding while the model runs, and bounds memory whatever the file length.
+        self.results = self._ctx.Queue(maxsize=max(4, workers * 4, max_messages))
         self.timeout = file_timeout_s
         self.slots: dict[int, _Slot] = {}
         self._next_wid = 0
