@@ -385,11 +385,18 @@ def build(
     progress: bool = True,
     wait: bool = False,
     file_timeout_s: float = 300.0,
+    commit_every_s: float | None = None,
 ) -> BuildReport:
-    """Index `roots` into the index of `settings`; the library entry point behind `sfx-index build`."""
+    """Index `roots` into the index of `settings`; the library entry point behind `sfx-index build`.
+
+    `commit_every_s` (default `$SFX_COMMIT_EVERY_S`, else 5 s) is the longest time embedded files
+    wait for their commit; 0 commits as soon as a file is ready (crash tests use it).
+    """
     from . import clap
     from .index import Index
 
+    if commit_every_s is None:
+        commit_every_s = _env_seconds(ENV_COMMIT_EVERY_S, 5.0)
     roots = [Path(r).expanduser() for r in roots]
     for r in roots:
         if not r.is_dir():
@@ -414,6 +421,7 @@ def build(
                 exclude=[settings.index_dir],
                 progress=progress,
                 file_timeout_s=file_timeout_s,
+                commit_every_s=commit_every_s,
             )
             try:
                 report = builder.run(roots)
@@ -423,6 +431,22 @@ def build(
     finally:
         index.close()
     return report
+
+
+ENV_COMMIT_EVERY_S = "SFX_COMMIT_EVERY_S"
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UserError(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. {name}=5")
+    return value
 
 
 def default_workers() -> int:
