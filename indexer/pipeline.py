@@ -10,9 +10,11 @@ Each commit writes whole files with their chunks, so a kill loses at most the ba
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -186,16 +188,23 @@ class Builder:
         stop = threading.Event()
 
         def feeder():
-            for item, state in todo:
-                if stop.is_set():
-                    break
-                try:
-                    h = content_hash(item.path)
-                except OSError as exc:
-                    hashed.put((item, state, None, f"cannot read: {exc.strerror or exc}"))
-                    continue
-                hashed.put((item, state, h, None))
-            hashed.put(None)
+            # Always ends with None: a feeder that died silently would leave the loop below
+            # waiting for files forever.
+            try:
+                for item, state in todo:
+                    if stop.is_set():
+                        break
+                    try:
+                        h = _hash_regular_file(item.path)
+                    except OSError as exc:
+                        hashed.put((item, state, None, f"cannot read: {exc.strerror or exc}"))
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - one file, never the run
+                        hashed.put((item, state, None, f"cannot read: {type(exc).__name__}: {exc}"[:300]))
+                        continue
+                    hashed.put((item, state, h, None))
+            finally:
+                hashed.put(None)
 
         threading.Thread(target=feeder, daemon=True, name="sfx-hash").start()
         files_bar = self._bar(total=len(todo), desc="index", unit=" files")
@@ -431,6 +440,14 @@ def build(
     finally:
         index.close()
     return report
+
+
+def _hash_regular_file(path) -> str:
+    """content_hash, refusing what stopped being a regular file since the scan: open() on a
+    FIFO (or a device) put in place of a file would block the build forever."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file any more (replaced since the scan?)")
+    return content_hash(path)
 
 
 ENV_COMMIT_EVERY_S = "SFX_COMMIT_EVERY_S"
