@@ -41,7 +41,29 @@ class Task:
 #   ("fail", wid, key, reason)
 
 
+_PARENT_PID: int | None = None
+
+
+def _exit_if_orphaned() -> None:
+    """A worker whose build was killed (kill -9, OOM killer) is re-parented: leave at once,
+    without the queue's exit handlers, which would wait on a pipe nobody reads."""
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+        os._exit(0)
+
+
+def _put(results, msg) -> None:
+    """results.put that cannot block forever on a full queue whose reader died."""
+    while True:
+        try:
+            results.put(msg, timeout=1.0)
+            return
+        except queue.Full:
+            _exit_if_orphaned()
+
+
 def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
+    global _PARENT_PID
+    _PARENT_PID = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -53,10 +75,14 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
 
     frontend = LogMelFrontend.from_config(fe_config)
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            _exit_if_orphaned()
+            continue
         if task is None:
             return
-        results.put(("start", wid, task.key))
+        _put(results, ("start", wid, task.key))
         try:
             info = probe(task.path)
             meta = read_metadata(task.path)
@@ -73,20 +99,21 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
                 n += len(buf)
             if n == 0:
                 raise DecodeError("no audio frames")
-            results.put(("done", wid, task.key, dict(info.__dict__), meta, n))
+            _put(results, ("done", wid, task.key, dict(info.__dict__), meta, n))
         except DecodeError as exc:
-            results.put(("fail", wid, task.key, str(exc) or "cannot decode"))
+            _put(results, ("fail", wid, task.key, str(exc) or "cannot decode"))
         except MemoryError:
-            results.put(("fail", wid, task.key, "out of memory while decoding"))
+            _put(results, ("fail", wid, task.key, "out of memory while decoding"))
         except Exception as exc:  # a decoder bug must not take the run down
-            results.put(("fail", wid, task.key, f"{type(exc).__name__}: {exc}"[:300]))
+            _put(results, ("fail", wid, task.key, f"{type(exc).__name__}: {exc}"[:300]))
 
 
 def _send_part(results, wid, key, windows, frontend, torch) -> None:
     batch = torch.from_numpy(np.stack([w.samples for w in windows]))
     with torch.inference_mode():
         mel = frontend(batch).numpy()
-    results.put(
+    _put(
+        results,
         (
             "part", wid, key,
             [w.start_s for w in windows], [w.end_s for w in windows], [w.n_real for w in windows],
