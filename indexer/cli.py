@@ -255,6 +255,35 @@ def remove(root, index_dir, db_url, yes):
 
 
 @main.command()
+@index_options
+@click.option("--memory", metavar="SIZE", help="Memory budget for the vector index, e.g. 2G or 512M [default 2G].")
+@click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq"]),
+              help="Force an index kind instead of choosing one under the budget.")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def reindex(index_dir, db_url, memory, kind, as_json):
+    """Rebuild the vector index from the catalog, choosing it under a memory budget.
+
+    Up to about 200 000 windows the index is exact; beyond, an approximate index (HNSW,
+    IVF-Flat, IVF-PQ with exact re-ranking) is chosen to fit the budget and tuned to a
+    recall@10 of 0.95. The budget is remembered for later builds.
+
+    \b
+    Examples:
+      sfx-index reindex --memory 2G
+      sfx-index reindex --kind flat
+    """
+    from .maintenance import reindex as run_reindex
+
+    res = run_reindex(settings_from(index_dir, db_url), memory=memory, kind=kind)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        recall = f", recall@10 {res['recall_at_10']}" if res["recall_at_10"] is not None else ""
+        click.echo(f"{res['factory']}: {res['ntotal']} vectors, {res['bytes'] / 1e6:.1f} MB{recall} (budget {res['memory_budget']})")
+
+
+@main.command()
 @click.argument("old")
 @click.argument("new", type=click.Path(exists=True, file_okay=False))
 @index_options

@@ -43,35 +43,71 @@ class Index:
     # ------------------------------------------------------------------ vectors
 
     def vectors(self, *, refresh: bool = True):
-        """The FAISS index, current with the catalog's last commit."""
+        """The FAISS index, current with the catalog's last commit.
+
+        The file on disk is used when its generation is the catalog's (a builder renames a
+        new one into place at the end of each run); otherwise whatever index we have is
+        brought up to date from the catalog by id difference, which is cheap next to a
+        rebuild and correct whatever generation it was labelled with.
+        """
         gen = self.catalog.generation
         if self._vectors is not None and (not refresh or self._vectors_generation == gen):
             return self._vectors
         from .vectors import IndexCorrupt, VectorIndex
 
         path = self.settings.faiss_path
-        vi = None
-        if path.exists():
+        vi = self._vectors
+        if path.exists() and (vi is None or _file_generation(path) == gen):
             try:
                 vi = VectorIndex.load(path)
             except IndexCorrupt as exc:
                 log.warning("the FAISS file is unusable (%s); rebuilding it from the catalog", exc)
                 vi = None
-            if vi is not None and int(vi.meta.get("generation", -1)) != gen:
-                log.info("the FAISS file is older than the catalog; rebuilding it")
-                vi = None
         if vi is None:
             vi = self.rebuild_vectors(save=os.access(path.parent, os.W_OK))
+        elif int(vi.meta.get("generation") if vi.meta.get("generation") is not None else -1) != gen:
+            log.info("the vector index is older than the catalog; catching up")
+            self.sync_vectors(vi)
+            vi.meta["generation"] = gen
+            if vi.needs_retrain():
+                vi = self.rebuild_vectors(save=os.access(path.parent, os.W_OK))
         self._vectors, self._vectors_generation = vi, gen
         return vi
 
-    def rebuild_vectors(self, *, save: bool = True):
-        from .vectors import VectorIndex
+    def sync_vectors(self, vi) -> tuple[int, int]:
+        """Make `vi` hold exactly the catalog's chunks: (added, removed)."""
+        catalog_ids = self.catalog.all_chunk_ids()
+        have = _ids_of(vi)
+        extra = np.setdiff1d(have, catalog_ids, assume_unique=True)
+        missing = np.setdiff1d(catalog_ids, have, assume_unique=True)
+        if len(extra):
+            vi.remove(extra)
+        for i in range(0, len(missing), 65536):
+            part = missing[i : i + 65536]
+            vi.add(part, self.catalog.vectors_for_chunks(part.tolist()))
+        return len(missing), len(extra)
 
+    def rebuild_vectors(self, *, save: bool = True, memory: str | None = None, kind: str | None = None):
+        """Build the vector index from the catalog under the index's memory budget.
+
+        The budget and kind (`sfx-index reindex --memory 2G --kind auto`) are recorded in the
+        catalog so that every later rebuild, by any process, makes the same choice.
+        """
+        from .vectors import DEFAULT_MEMORY, VectorIndex, parse_memory
+
+        if memory is not None:
+            parse_memory(memory)  # validate before recording
+            self.catalog.set_meta("index_memory", str(memory))
+        if kind is not None:
+            self.catalog.set_meta("index_kind", kind)
         gen = self.catalog.generation
         model = self.catalog.get_model()
         dim = model.dim if model else 512
-        vi = VectorIndex(dim)
+        vi = VectorIndex(
+            dim,
+            memory=self.catalog.get_meta("index_memory", DEFAULT_MEMORY),
+            kind=self.catalog.get_meta("index_kind", "auto"),
+        )
         parts = list(self.catalog.iter_vectors())
         if parts:
             ids = np.concatenate([p[0] for p in parts])
@@ -132,6 +168,18 @@ class Index:
             "faiss_vectors": len(faiss_ids),
             "repaired": repaired,
         }
+
+
+def _file_generation(path) -> int | None:
+    """The generation recorded beside a saved index, without loading it."""
+    import json
+
+    from .vectors import meta_path
+
+    try:
+        return json.loads(meta_path(path).read_text()).get("generation")
+    except (OSError, ValueError):
+        return None
 
 
 def _ids_of(vi) -> np.ndarray:

@@ -29,7 +29,9 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
                     "ntotal": int(vi.ntotal),
                     "bytes": path.stat().st_size,
                     "current": int(vi.meta.get("generation", -1)) == cat.generation,
-                    "recall_at_10": vi.meta.get("recall"),
+                    "recall_at_10": vi.meta.get("recall_at_10"),
+                    "params": vi.meta.get("params"),
+                    "memory_budget": cat.get_meta("index_memory", "2G"),
                 }
             except IndexCorrupt as exc:
                 vectors["kind"] = f"corrupt ({exc})"
@@ -60,5 +62,22 @@ def remove_root(settings: Settings, root: str | Path) -> int:
             vectors.remove(np.asarray(removed, dtype=np.int64))
             index.save_vectors(vectors)
             return len(removed)
+    finally:
+        index.close()
+
+
+def reindex(settings: Settings, *, memory: str | None = None, kind: str | None = None) -> dict:
+    """Rebuild the vector index from the catalog under a memory budget; report the choice."""
+    index = Index.open(settings)
+    try:
+        with BuildLock(settings.index_dir):
+            vi = index.rebuild_vectors(save=True, memory=memory, kind=kind)
+            m = vi.meta
+            return {
+                "factory": m.get("factory"), "kind": m.get("kind"), "ntotal": int(vi.ntotal),
+                "recall_at_10": m.get("recall_at_10"), "params": m.get("params"),
+                "memory_budget": index.catalog.get_meta("index_memory", "2G"),
+                "bytes": settings.faiss_path.stat().st_size, "build_s": m.get("build_s"),
+            }
     finally:
         index.close()

@@ -315,22 +315,25 @@ class Builder:
                     ready.append(pending.pop(key))
                 now = time.monotonic()
                 if ready and (now - last_commit > self.commit_every_s or (fed_all and not pending)):
-                    self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
-                    ready = []
+                    batch, ready = ready, []  # a commit that raises is not tried again below
+                    self._commit(batch, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
                     last_commit = now
         except KeyboardInterrupt:
             stop.set()
             self.report.interrupted = True
         finally:
-            if ready:
-                self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
-            if pool is not None:
-                pool.close()
-            files_bar.close()
+            try:
+                if ready:
+                    self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
+            finally:
+                if pool is not None:
+                    pool.close()
+                files_bar.close()
         if self.report.interrupted:
             raise KeyboardInterrupt
 
     def _commit(self, ready, inflight_hashes, waiting_for_hash, copy_or_note, bar) -> None:
+        adds, removes, new, changed = [], [], 0, 0
         with self.catalog.transaction():
             for p in ready:
                 info = FileInfo(
@@ -345,14 +348,21 @@ class Builder:
                     content_hash=p.content_hash, info=info, chunks=p.chunks,
                     vectors=np.stack(p.vectors), metadata=p.meta or {},
                 )
-                self._faiss_remove += old_ids
-                self._faiss_add.append((np.asarray(new_ids, np.int64), np.stack(p.vectors)))
+                removes += old_ids
+                adds.append((np.asarray(new_ids, np.int64), np.stack(p.vectors)))
                 if p.is_new:
-                    self.report.new += 1
+                    new += 1
                 else:
-                    self.report.changed += 1
-                bar.update(1)
+                    changed += 1
             self.catalog.bump_generation()
+        # Only a committed transaction reaches FAISS: after a failed commit (disk full) the FAISS
+        # file saved at the end of the run would hold chunk ids the catalog never got, under the
+        # catalog's current generation, so nothing would ever rebuild it.
+        self._faiss_remove += removes
+        self._faiss_add += adds
+        self.report.new += new
+        self.report.changed += changed
+        bar.update(len(ready))
         for p in ready:
             inflight_hashes.pop(p.content_hash, None)
             for item, state in waiting_for_hash.pop(p.content_hash, []):
@@ -434,8 +444,21 @@ def build(
             )
             try:
                 report = builder.run(roots)
+            except Exception as exc:
+                why = _storage_problem(exc)
+                if why is None:
+                    raise
+                raise UserError(
+                    f"cannot write the index in {settings.index_dir} ({why}); the files committed so far "
+                    "are kept: free some space (or fix the permissions) and run the same command to continue"
+                ) from None
             finally:
                 builder._sync_vectors()
+                if vectors.needs_retrain():
+                    # Grown past what the index was trained for (or past the exact
+                    # threshold): choose and train again under the recorded budget.
+                    log.info("retraining the vector index: %s", vectors.retrain_reason())
+                    vectors = index.rebuild_vectors(save=False)
                 index.save_vectors(vectors)
     finally:
         index.close()
@@ -448,6 +471,24 @@ def _hash_regular_file(path) -> str:
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise OSError(errno.EINVAL, "not a regular file any more (replaced since the scan?)")
     return content_hash(path)
+
+
+def _storage_problem(exc: BaseException) -> str | None:
+    """'disk full' / 'read-only' when a write of the catalog failed for want of storage, else None."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "the disk is full"
+        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+            return "the file system is read-only"
+        text = str(exc).lower()
+        if "database or disk is full" in text:
+            return "the disk is full"
+        if "readonly database" in text or "read-only file system" in text:
+            return "the index is read-only"
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return None
 
 
 ENV_COMMIT_EVERY_S = "SFX_COMMIT_EVERY_S"

@@ -178,3 +178,44 @@ def test_remove_and_relocate_root(settings, library, tmp_path):
     assert remove_root(settings, new_place) == 8
     index = Index.open(settings)
     assert index.catalog.counts()["files"] == 0 and index.check()["ok"]
+
+
+def test_reindex_under_a_budget_records_the_choice_and_builds_add_into_it(settings, library, tmp_path):
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+
+    root, files = library
+    for i in range(30):  # enough windows for an IVF index to train on
+        audiogen.write_audio(root / "more" / f"noise_{i:02d}.wav", audiogen.noise(8000, 0.5, seed=100 + i), 8000)
+    _build(settings, [root])
+    runner = CliRunner()
+    res = runner.invoke(index_cli.main, ["reindex", "--index", str(settings.index_dir), "--kind", "ivf-flat", "--memory", "1G", "--json"])
+    assert res.exit_code == 0, res.output
+    out = _json.loads(res.stdout)
+    assert out["kind"] == "ivf-flat" and out["factory"].startswith("IVF") and out["memory_budget"] == "1G"
+    st = _json.loads(runner.invoke(index_cli.main, ["status", "--index", str(settings.index_dir), "--json"]).stdout)
+    assert st["vectors"]["kind"].startswith("IVF") and st["vectors"]["recall_at_10"] is not None
+    # a later build adds to the trained index without retraining it
+    audiogen.write_audio(root / "more" / "late.wav", audiogen.sine(48000, 1.0, freq=900), 48000)
+    _build(settings, [root])
+    index = Index.open(settings)
+    vi = index.vectors()
+    assert vi.meta["factory"].startswith("IVF") and index.check()["ok"]
+    assert vi.ntotal == index.catalog.counts()["chunks"]
+
+
+def test_reader_catches_up_with_commits_without_a_rebuild(settings, library, monkeypatch):
+    root, files = library
+    _build(settings, [root])
+    reader = Index.open(settings)
+    n1 = reader.vectors().ntotal
+    audiogen.write_audio(root / "new_one.wav", audiogen.sine(48000, 1.0, freq=1234), 48000)
+    _build(settings, [root])
+    monkeypatch.setattr(Index, "rebuild_vectors", lambda *a, **k: pytest.fail("full rebuild"))
+    reader._vectors_generation = -1  # as if the file had not been renamed in yet
+    settings.faiss_path.unlink()
+    v2 = reader.vectors()
+    assert v2.ntotal == n1 + 1 == reader.catalog.counts()["chunks"]
