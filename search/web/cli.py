@@ -48,7 +48,11 @@ def serve(host, port, open_browser, index_dir, db_url, model, device, precision)
     t0 = time.perf_counter()
     library = Library.from_settings(settings)
     try:
-        ServerFile(settings.index_dir, host, port).check_free()
+        # On a shared PostgreSQL catalog several servers (a team) read one index: no hand-off
+        # file, since the CLI hand-off is for one person's local index.
+        team = bool(settings.db_url)
+        if not team:
+            ServerFile(settings.index_dir, host, port).check_free()
         sock = bind(host, port)  # before the model: a busy port should fail fast
         port = sock.getsockname()[1]
         click.echo(f"loading {library.model} ...", err=True)
@@ -57,7 +61,7 @@ def serve(host, port, open_browser, index_dir, db_url, model, device, precision)
         except BaseException:
             sock.close()
             raise
-        server_file = ServerFile(settings.index_dir, host, port)
+        server_file = None if team else ServerFile(settings.index_dir, host, port)
         app = create_app(library, index_dir=settings.index_dir, loopback=loopback,
                          allowed_hosts=None if loopback else ["*"], server_file=server_file)
         url = url_for(host, port)
@@ -70,7 +74,8 @@ def serve(host, port, open_browser, index_dir, db_url, model, device, precision)
         try:
             make_server(app, sock).run(sockets=[sock])
         finally:
-            server_file.remove()
+            if server_file is not None:
+                server_file.remove()
             sock.close()
     finally:
         library.close()
