@@ -1,0 +1,510 @@
+"""The FAISS index over chunk ids: choosing, training, tuning, searching and saving it.
+
+The catalog holds the truth; this file is a cache of its vectors (DESIGN invariant 1).
+Up to `exact_threshold` vectors the index is exact (IDMap2 over a flat inner-product index).
+Beyond it an approximate index is chosen under a memory budget in the spirit of autofaiss:
+IVF-Flat if it fits, else IVF-SQ8, else IVF-PQ whose top candidates are re-ranked
+against exact vectors the caller feeds (e.g. float16 vectors from the catalog). HNSW is
+available on request (kind="hnsw"); it is not chosen automatically because it cannot
+remove (tombstones instead) and its build is slow on small machines. The search parameters
+are tuned on held-out queries to a recall@10 target and recorded in a JSON sidecar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from indexer.config import UserError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DEFAULT_EXACT_THRESHOLD = 200_000
+DEFAULT_MEMORY = "2G"
+DEFAULT_RECALL = 0.95
+TOMBSTONE_SHARE = 0.2  # HNSW is rebuilt when more than this share of it is dead
+_CHUNK = 65_536
+
+# Exact vectors for re-ranking: int64 ids (n,) -> (n, d) float16/float32, same order.
+Rerank = Callable[[np.ndarray], np.ndarray]
+
+
+class IndexCorrupt(UserError):
+    """The index file is unreadable or disagrees with its meta sidecar; rebuild it."""
+
+
+def _faiss():
+    # Busy-waiting OpenMP threads collapse on a machine shared with other work (minutes
+    # instead of seconds here); passive waiting costs microseconds per call.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import faiss  # lazy: `sfx-search` start-up must not pay for it before it searches
+
+    if not getattr(_faiss, "threads_set", False):
+        n = int(os.environ.get("SFX_FAISS_THREADS", "0")) or len(os.sched_getaffinity(0))
+        faiss.omp_set_num_threads(n)
+        _faiss.threads_set = True
+    return faiss
+
+
+def parse_memory(value: str | int) -> int:
+    """'2G', '512M', '800k' or a number of bytes -> bytes (binary units)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?)[bB]?\s*", str(value))
+    if not m:
+        raise UserError(f"cannot read memory size {value!r}: write e.g. 2G, 512M or 800k")
+    return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
+
+
+def plan_index(n: int, d: int, memory: str | int = DEFAULT_MEMORY, *, kind: str = "auto",
+               exact_threshold: int = DEFAULT_EXACT_THRESHOLD, growth: float = 2.0) -> dict:
+    """Pick the index for n vectors. The budget must hold until the next retrain (growth x n)."""
+    budget = parse_memory(memory)
+    cap = int(max(n, 1) * growth)
+    nlist = max(16, 2 ** int(math.log2(max(4 * math.sqrt(max(n, 1)), 16))))
+    nlist = min(nlist, max(16, 2 ** int(math.log2(max(n // 39, 16)))))  # >= 39 train pts/list
+    coarse = nlist * d * 4
+    plans = {
+        "flat": dict(factory="IDMap2,Flat", bytes=cap * (4 * d + 56)),
+        "hnsw": dict(factory="IDMap2,HNSW32,Flat", bytes=cap * (4 * d + 56 + 32 * 8 * 1.1)),
+        "ivf-flat": dict(factory=f"IVF{nlist},Flat", bytes=cap * (4 * d + 56) + coarse, nlist=nlist),
+        "ivf-sq8": dict(factory=f"IVF{nlist},SQ8", bytes=cap * (d + 8) + coarse, nlist=nlist),
+    }
+    for m in (128, 64, 32, 16, 8):
+        if d % m == 0:
+            # No OPQ rotation: its training takes minutes on a small CPU, and the re-ranking
+            # against exact vectors recovers what it would add.
+            plans[f"ivf-pq{m}"] = dict(factory=f"IVF{nlist},PQ{m}np", nlist=nlist, m=m,
+                                       bytes=cap * (m + 8) + coarse)
+    if kind == "auto":
+        if n <= exact_threshold:
+            kind = "flat"
+        else:
+            order = ["ivf-flat", "ivf-sq8"] + [k for k in plans if k.startswith("ivf-pq")]
+            fits = [k for k in order if plans[k]["bytes"] <= budget]
+            if not fits:
+                raise UserError(f"{n} vectors do not fit in {memory} even as {order[-1]}: "
+                                "raise --memory")
+            kind = fits[0]
+    if kind == "ivf-pq":
+        kind = next(k for k in plans if k.startswith("ivf-pq") and plans[k]["bytes"] <= budget)
+    if kind not in plans:
+        raise ValueError(f"unknown index kind {kind!r} (one of auto, {', '.join(plans)})")
+    return dict(kind=kind, budget=budget, **plans[kind])
+
+
+class ArrayRerank:
+    """A Rerank source over (ids, vecs) arrays; vecs may be a float16 np.memmap."""
+
+    def __init__(self, ids: np.ndarray, vecs: np.ndarray):
+        self.order = np.argsort(ids, kind="stable")
+        self.sorted_ids = np.asarray(ids, dtype=np.int64)[self.order]
+        self.vecs = vecs
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.sorted_ids, ids).clip(0, len(self.sorted_ids) - 1)
+        if not np.array_equal(self.sorted_ids[pos], ids):
+            raise KeyError("rerank source lacks some ids")
+        rows = self.order[pos]
+        srt = np.argsort(rows)  # memmaps read faster in file order
+        out = np.empty((len(ids), self.vecs.shape[1]), dtype=np.float32)
+        out[srt] = self.vecs[rows[srt]]
+        return out
+
+
+class VectorIndex:
+    """int64 chunk ids -> unit vectors, searched by inner product."""
+
+    def __init__(self, dim: int, *, memory: str | int = DEFAULT_MEMORY, kind: str = "auto",
+                 exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+                 recall_target: float = DEFAULT_RECALL, rerank: Rerank | None = None):
+        self.dim = dim
+        self.rerank = rerank
+        self.meta: dict = dict(format_version=FORMAT_VERSION, dim=dim, metric="ip",
+                               kind=kind, memory=parse_memory(memory),
+                               exact_threshold=exact_threshold, recall_target=recall_target,
+                               params={}, trained_n=0, tombstones=[], generation=None,
+                               kind_request=kind)
+        self._tomb: set[int] = set()
+        self._mapped = False
+        self.index = None
+        self._make({"kind": "flat", "factory": "IDMap2,Flat"})
+
+    # -- building -------------------------------------------------------------------------
+    def _make(self, plan: dict) -> None:
+        faiss = _faiss()
+        self.index = faiss.index_factory(self.dim, plan["factory"], faiss.METRIC_INNER_PRODUCT)
+        if plan["kind"] == "ivf-flat":
+            faiss.extract_index_ivf(self.index).set_direct_map_type(faiss.DirectMap.Hashtable)
+        if plan["kind"] == "hnsw":
+            hnsw = faiss.downcast_index(self.index.index)
+            hnsw.hnsw.efConstruction = 80
+        self.meta.update(kind=plan["kind"], factory=plan["factory"], params={},
+                         estimated_bytes=int(plan.get("bytes", 0)))
+        self._tomb = set()
+
+    def build(self, ids, vecs, *, queries: np.ndarray | None = None, seed: int = 0,
+              generation=None) -> "VectorIndex":
+        """Replace the contents with (ids, vecs); choose, train and tune the index.
+
+        vecs may be a float16 memmap: it is read in chunks. `queries` (e.g. cached text
+        vectors) are used for tuning; by default held-out vectors of the data are used.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        n = len(ids)
+        plan = plan_index(n, self.dim, self.meta["memory"], kind=self.meta["kind_request"],
+                          exact_threshold=self.meta["exact_threshold"])
+        self._make(plan)
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        if "IVF" in plan["factory"]:
+            ntrain = min(n, max(40 * plan["nlist"], 10_000 if "PQ" in plan["factory"] else 0))
+            sample = np.sort(rng.choice(n, ntrain, replace=False))
+            train = np.ascontiguousarray(vecs[sample], dtype=np.float32)
+            faiss = _faiss()
+            ivf = faiss.downcast_index(faiss.extract_index_ivf(self.index))
+            ivf.cp.niter = 10
+            if "PQ" in plan["factory"]:  # 64 k-means of 256 centroids: 10k points are plenty
+                ivf.pq.cp.niter, ivf.pq.cp.max_points_per_centroid = 10, 40
+            self.index.train(train)
+            del train
+        for s in range(0, n, _CHUNK):
+            self._add_raw(ids[s:s + _CHUNK], vecs[s:s + _CHUNK])
+        self.meta.update(trained_n=n, build_s=round(time.perf_counter() - t0, 2),
+                         generation=generation)
+        self._tune(ids, vecs, queries, rng)
+        return self
+
+    def _tune(self, ids, vecs, queries, rng) -> None:
+        kind, n, k = self.meta["kind"], len(ids), 10
+        if kind == "flat" or n <= k:
+            self.meta.update(recall_at_10=1.0, params={})
+            return
+        held_out = queries is None
+        if held_out:
+            pos = np.sort(rng.choice(n, min(500, n // 10), replace=False))
+            queries, self_ids = np.asarray(vecs[pos], np.float32), ids[pos]
+        else:
+            queries, self_ids = np.asarray(queries, np.float32), None
+        truth = _exact_topk(queries, ids, vecs, k, self_ids)
+        if kind == "hnsw":
+            grid = [dict(efSearch=e) for e in (16, 32, 64, 128, 256, 512, 1024)]
+        else:
+            nlist = _faiss().extract_index_ivf(self.index).nlist
+            probes = [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if p < nlist]
+            factors = [1] if kind == "ivf-flat" else [1, 4, 16, 64] if kind == "ivf-sq8" else [4, 16, 64]
+            grid = [dict(nprobe=p, k_factor=f) for f in factors for p in probes + [nlist]]
+        saved_rerank = self.rerank
+        if self.rerank is None and kind.startswith("ivf-") and kind != "ivf-flat":
+            self.rerank = ArrayRerank(ids, vecs)  # tune as the caller will search: re-ranked
+        best, tried, done, last = None, [], set(), {}
+        try:
+            for params in grid:
+                f = params.get("k_factor")
+                if f in done:
+                    continue  # larger nprobe for a factor that reached the target or plateaued
+                self.meta["params"] = params
+                t = time.perf_counter()
+                found = self._search_ids(queries, k + 1)
+                ms = (time.perf_counter() - t) * 1000 / len(queries)
+                r = _recall(found, truth, k, self_ids)
+                tried.append(dict(params, recall=round(r, 4), ms=round(ms, 3)))
+                if r >= self.meta["recall_target"]:
+                    done.add(f)
+                    if best is None or ms < best[2]:
+                        best = (r, params, ms)
+                elif len(last.get(f, [])) >= 2 and r - last[f][-2] < 0.002:
+                    done.add(f)
+                last.setdefault(f, []).append(r)
+        finally:
+            self.rerank = saved_rerank
+        if best is None:  # target out of reach: take the most accurate setting
+            top = max(tried, key=lambda x: x["recall"])
+            best = (top["recall"], {p: top[p] for p in grid[0]}, top["ms"])
+            log.warning("index %s reaches recall@10 %.3f, below target %.2f",
+                        self.meta["factory"], best[0], self.meta["recall_target"])
+        self.meta.update(recall_at_10=round(best[0], 4), params=best[1], tuning=tried,
+                         rerank=best[1].get("k_factor", 1) > 1,
+                         tuned_on=dict(queries=len(queries), held_out=held_out))
+        log.info("chose %s %s recall@10=%.3f", self.meta["factory"], best[1], best[0])
+
+    # -- changing -------------------------------------------------------------------------
+    def _add_raw(self, ids, vecs) -> None:
+        self.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32),
+                                np.ascontiguousarray(ids, dtype=np.int64))
+
+    def add(self, ids, vecs) -> None:
+        """Add new ids (never present before) to the trained index, without retraining."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._tomb and self._tomb.intersection(ids.tolist()):
+            raise ValueError("an id removed from an HNSW index cannot be re-added: rebuild")
+        self._own()
+        for s in range(0, len(ids), _CHUNK):
+            self._add_raw(ids[s:s + _CHUNK], vecs[s:s + _CHUNK])
+
+    def remove(self, ids) -> int:
+        """Remove ids; returns how many were present (HNSW: tombstoned)."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if self.meta["kind"] == "hnsw":
+            new = set(ids.tolist()) - self._tomb
+            self._tomb |= new
+            return len(new)
+        self._own()
+        return int(self.index.remove_ids(ids))  # faiss picks the selector its direct map needs
+
+    @property
+    def ntotal(self) -> int:
+        """Live vectors (tombstoned ones excluded)."""
+        return int(self.index.ntotal) - len(self._tomb)
+
+    def retrain_reason(self) -> str | None:
+        m, n = self.meta, self.ntotal
+        if m["kind"] == "flat":
+            return f"{n} vectors exceed the exact threshold" if n > m["exact_threshold"] else None
+        if n > 2 * m["trained_n"]:
+            return f"{n} vectors, more than twice the {m['trained_n']} it was trained on"
+        if n < m["trained_n"] / 2:
+            return f"{n} vectors, less than half the {m['trained_n']} it was trained on"
+        if len(self._tomb) > TOMBSTONE_SHARE * self.index.ntotal:
+            return f"{len(self._tomb)} removed vectors still in the HNSW graph"
+        return None
+
+    def needs_retrain(self) -> bool:
+        return self.retrain_reason() is not None
+
+    # -- searching ------------------------------------------------------------------------
+    def search(self, q: np.ndarray, k: int, allowed_ids=None) -> tuple[np.ndarray, np.ndarray]:
+        """Top k by inner product: (scores float32 (m, k), ids int64 (m, k)), -1 / -inf padded.
+
+        allowed_ids restricts the hits to those ids and still returns k of them when k exist.
+        """
+        q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.float32)
+        allowed = None if allowed_ids is None else np.unique(np.asarray(allowed_ids, np.int64))
+        return self._search(q, k, allowed)
+
+    def _search_ids(self, q, k):
+        return self._search(q, k, None)[1]
+
+    def _selector(self, allowed):
+        """(selector or None, the parts to keep alive while it is used: SWIG does not)."""
+        faiss = _faiss()
+        sel = None if allowed is None else faiss.IDSelectorBatch(allowed)
+        if not self._tomb:
+            return sel, ()
+        batch = faiss.IDSelectorBatch(np.fromiter(self._tomb, np.int64))
+        live = faiss.IDSelectorNot(batch)
+        return (live if sel is None else faiss.IDSelectorAnd(sel, live)), (sel, batch, live)
+
+    def _search(self, q, k, allowed):
+        faiss, kind, p = _faiss(), self.meta["kind"], self.meta["params"]
+        m = len(q)
+        if allowed is not None and len(allowed) == 0 or self.index.ntotal == 0:
+            return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
+        kf = p.get("k_factor", 1) if self.rerank is not None else 1
+        sel, _parts = self._selector(allowed)
+        kk = k * kf
+        if kind == "flat":
+            D, I = self.index.search(q, kk, params=faiss.SearchParameters(sel=sel) if sel else None)
+        elif kind == "hnsw":
+            ef = max(p.get("efSearch", 64), kk)
+            while True:
+                D, I = self.index.search(q, kk, params=faiss.SearchParametersHNSW(sel=sel, efSearch=ef))
+                if sel is None or (I[:, -1] >= 0).all() or ef >= 4096:
+                    break
+                ef *= 4
+            if allowed is not None and (I[:, -1] < 0).any() and len(allowed) <= 100_000:
+                return self._exact_over(q, k, allowed)
+        else:
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            nprobe = p.get("nprobe", 1)
+            if allowed is not None:  # expected hits per query ~ |allowed| * nprobe / nlist
+                nprobe = max(nprobe, math.ceil(2 * nlist * kk / max(len(allowed), 1)))
+            while True:
+                sp = faiss.SearchParametersIVF(sel=sel, nprobe=min(nprobe, nlist))
+                D, I = self.index.search(q, kk, params=sp)
+                if allowed is None or (I[:, -1] >= 0).all() or nprobe >= nlist:
+                    break
+                nprobe *= 4
+        if kf > 1:
+            D, I = self._rerank(q, I, k)
+        D[I < 0] = -np.inf
+        return D[:, :k].astype(np.float32, copy=False), I[:, :k]
+
+    def _rerank(self, q, cand, k):
+        valid = cand >= 0
+        uniq, inv = np.unique(cand[valid], return_inverse=True)
+        vecs = np.asarray(self.rerank(uniq), dtype=np.float32)
+        scores = np.full(cand.shape, -np.inf, np.float32)
+        rows = np.nonzero(valid)[0]
+        scores[valid] = np.einsum("ij,ij->i", q[rows], vecs[inv])
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1)
+
+    def _exact_over(self, q, k, allowed):
+        live = np.array([i for i in allowed.tolist() if i not in self._tomb], np.int64)
+        have, vecs = [], []
+        for i in live.tolist():
+            try:
+                vecs.append(self.index.reconstruct(i))
+                have.append(i)
+            except RuntimeError:
+                pass
+        if not have:
+            return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+        s = q @ np.stack(vecs).T
+        pad = max(0, k - len(have))
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        D = np.pad(np.take_along_axis(s, order, 1), ((0, 0), (0, pad)), constant_values=-np.inf)
+        I = np.pad(np.asarray(have)[order], ((0, 0), (0, pad)), constant_values=-1)
+        return D.astype(np.float32), I
+
+    def reconstruct(self, ids) -> np.ndarray:
+        """Stored vectors of ids (exact for flat, HNSW and IVF-Flat; else via the rerank source)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.rerank is not None and self.meta["kind"] not in ("flat", "hnsw", "ivf-flat"):
+            return np.asarray(self.rerank(ids), np.float32)
+        if self.meta["kind"] not in ("flat", "hnsw", "ivf-flat"):
+            raise NotImplementedError(f"{self.meta['factory']} keeps no exact vectors")
+        try:
+            return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
+                np.zeros((0, self.dim), np.float32)
+        except RuntimeError as e:
+            raise KeyError(f"id not in index: {e}") from None
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path, *, generation=None) -> None:
+        """Write index and meta atomically (tmp in the same dir, fsync, rename)."""
+        faiss, path = _faiss(), Path(path)
+        if generation is not None:
+            self.meta["generation"] = generation
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        os.close(fd)
+        try:
+            faiss.write_index(self.index, tmp)
+            _fsync(tmp)
+            meta = dict(self.meta, ntotal=self.ntotal, tombstones=sorted(self._tomb),
+                        index_bytes=os.path.getsize(tmp), index_digest=_digest(tmp),
+                        faiss_version=faiss.__version__, saved_at=time.time())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _atomic_write(meta_path(path), json.dumps(meta, indent=1).encode())
+        _fsync(path.parent)
+        self.meta = meta
+
+    @classmethod
+    def load(cls, path, *, mmap: bool = True, rerank: Rerank | None = None) -> "VectorIndex":
+        """Read a saved index; IndexCorrupt if it is truncated, damaged or not its meta's."""
+        faiss, path = _faiss(), Path(path)
+        try:
+            meta = json.loads(meta_path(path).read_text())
+            size, digest = meta["index_bytes"], meta["index_digest"]
+        except FileNotFoundError:
+            raise IndexCorrupt(f"{path}: index meta missing; rebuild the index") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise IndexCorrupt(f"{meta_path(path)}: unreadable meta ({e}); rebuild the index") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexCorrupt(f"{path}: index format {meta.get('format_version')} unknown; rebuild")
+        try:
+            actual = os.path.getsize(path)
+        except FileNotFoundError:
+            raise IndexCorrupt(f"{path}: index file missing; rebuild the index") from None
+        if actual != size or _digest(path) != digest:
+            raise IndexCorrupt(f"{path}: index file is truncated or does not match its meta "
+                               f"({actual} bytes, expected {size}); rebuild the index")
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap and meta["kind"] == "flat" else 0
+        try:
+            index = faiss.read_index(str(path), flags)
+        except RuntimeError as e:
+            raise IndexCorrupt(f"{path}: faiss cannot read it ({str(e).splitlines()[0]}); "
+                               "rebuild the index") from None
+        if index.d != meta["dim"] or index.ntotal - len(meta["tombstones"]) != meta["ntotal"]:
+            raise IndexCorrupt(f"{path}: index and meta disagree; rebuild the index")
+        self = cls.__new__(cls)
+        self.dim, self.rerank, self.index, self.meta = meta["dim"], rerank, index, meta
+        self._tomb, self._mapped = set(meta["tombstones"]), bool(flags)
+        return self
+
+    def _own(self) -> None:
+        """A memory-mapped flat index is read-only: copy it into RAM before changing it."""
+        if not self._mapped:
+            return
+        faiss = _faiss()
+        flat = faiss.downcast_index(self.index.index)
+        xb = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)
+        owned = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        owned.add_with_ids(np.array(xb), faiss.vector_to_array(self.index.id_map))
+        self.index, self._mapped = owned, False
+
+
+def meta_path(path) -> Path:
+    return Path(str(path) + ".meta.json")
+
+
+def _digest(path) -> str:
+    """Cheap identity of an index file: its size and its first and last MiB."""
+    h, size = hashlib.sha256(), os.path.getsize(path)
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read(1 << 20))
+    return h.hexdigest()[:32]
+
+
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _exact_topk(q, ids, vecs, k, self_ids=None) -> np.ndarray:
+    """Exact top-k ids by streaming over vecs (self matches dropped when self_ids given)."""
+    kk = k + (self_ids is not None)
+    best_s = np.full((len(q), kk), -np.inf, np.float32)
+    best_i = np.full((len(q), kk), -1, np.int64)
+    for s in range(0, len(ids), _CHUNK):
+        sc = q @ np.asarray(vecs[s:s + _CHUNK], np.float32).T
+        both_s = np.concatenate([best_s, sc], 1)
+        both_i = np.concatenate([best_i, np.broadcast_to(ids[s:s + _CHUNK], sc.shape)], 1)
+        top = np.argpartition(-both_s, kk - 1, axis=1)[:, :kk]
+        best_s, best_i = np.take_along_axis(both_s, top, 1), np.take_along_axis(both_i, top, 1)
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    return _drop_self(np.take_along_axis(best_i, order, 1), self_ids, k)
+
+
+def _drop_self(found, self_ids, k):
+    if self_ids is None:
+        return found[:, :k]
+    return np.stack([r[r != s][:k] for r, s in zip(found, self_ids)])
+
+
+def _recall(found, truth, k, self_ids) -> float:
+    found = _drop_self(found, self_ids, k)
+    return float(np.mean([len(set(f[f >= 0]) & set(t[t >= 0])) / k for f, t in zip(found, truth)]))

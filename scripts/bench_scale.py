@@ -1,0 +1,152 @@
+"""Benchmark the vector index policy at scale on synthetic clustered unit vectors.
+
+    python scripts/bench_scale.py --n 1000000 [--queries 200] [--memory 2G] [--dim 512]
+
+Vectors are a mixture of gaussian clusters on the sphere (sizes and spreads vary, like
+libraries with many near-duplicate takes and a long tail); queries are fresh draws from the
+same mixture, never in the index. One line per index, the exact flat index first: its
+results are the truth the others' recall@10 is measured against. Latency is single-query
+(one query per call), with all threads (p50_ms, p99_ms) and one thread (*_1t). ram_mb is
+the serialized index size; IVF-PQ re-ranks its candidates against float16 exact vectors
+memory-mapped from disk (as the catalog holds them), reported apart as rerank_disk_mb.
+Timings on a shared machine are noisy: compare lines of the same run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from indexer.vectors import ArrayRerank, VectorIndex, parse_memory, plan_index  # noqa: E402
+
+
+class Mixture:
+    """A fixed mixture of `clusters` gaussian blobs on the unit sphere."""
+
+    def __init__(self, dim: int, clusters: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        c = rng.standard_normal((clusters, dim), dtype=np.float32)
+        self.centers = c / np.linalg.norm(c, axis=1, keepdims=True)
+        self.weights = rng.pareto(1.0, clusters) + 1
+        self.weights /= self.weights.sum()
+        self.spread = rng.uniform(0.02, 0.06, clusters).astype(np.float32)  # cos to centre ~0.5-0.9
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        which = rng.choice(len(self.centers), n, p=self.weights)
+        x = rng.standard_normal((n, self.centers.shape[1]), dtype=np.float32)
+        x *= self.spread[which, None]
+        x += self.centers[which]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+
+def generate(mix: Mixture, n: int, out: np.ndarray, part: int = 100_000) -> None:
+    for i, s in enumerate(range(0, n, part)):
+        out[s:s + part] = mix.draw(min(part, n - s), seed=1000 + i)
+
+
+def latencies(index: VectorIndex, q: np.ndarray, threads: int) -> tuple[float, float]:
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    index.search(q[:3], 10)  # warm up
+    t = []
+    for row in q:
+        s = time.perf_counter()
+        index.search(row[None], 10)
+        t.append((time.perf_counter() - s) * 1000)
+    return float(np.percentile(t, 50)), float(np.percentile(t, 99))
+
+
+def file_mb(index: VectorIndex, tmpdir: str) -> float:
+    import faiss
+
+    p = os.path.join(tmpdir, "size.faiss")
+    faiss.write_index(index.index, p)
+    size = os.path.getsize(p)
+    os.unlink(p)
+    return size / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--memory", default="2G")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--clusters", type=int, default=4000)
+    ap.add_argument("--kinds", default="auto",
+                    help="comma list of ivf-flat,ivf-sq8,ivf-pq,hnsw or 'auto' (those that fit)")
+    ap.add_argument("--workdir", default=None, help="where float16 vectors are spilled")
+    args = ap.parse_args()
+    n, d = args.n, args.dim
+    threads = len(os.sched_getaffinity(0))
+    mix = Mixture(d, args.clusters)
+    tmp = tempfile.mkdtemp(dir=args.workdir)
+    t = time.perf_counter()
+    # float16 on disk: the catalog's exact copy, used for IVF-PQ re-ranking and, at 10M, for
+    # streaming the build (20 GB of float32 would not be held at once).
+    x16 = np.lib.format.open_memmap(os.path.join(tmp, "vecs16.npy"), "w+", np.float16, (n, d))
+    generate(mix, n, x16)
+    x16.flush()
+    big = n * d * 4 > 8 * 2**30
+    x = x16 if big else np.asarray(x16, dtype=np.float32)
+    ids = np.arange(n, dtype=np.int64)
+    q = mix.draw(args.queries, seed=7)
+    print(f"# generated n={n} d={d} in {time.perf_counter() - t:.1f}s; threads={threads}; "
+          f"load={os.getloadavg()[0]:.1f} (shared machine: timings are noisy)", file=sys.stderr,
+          flush=True)
+
+    def report(index: VectorIndex, truth: np.ndarray | None, extra: str = "") -> np.ndarray:
+        faiss_threads = threads
+        found = index.search(q, 10)[1]
+        recall = 1.0 if truth is None else float(np.mean(
+            [len(set(f) & set(tr)) / 10 for f, tr in zip(found, truth)]))
+        p50_1, p99_1 = latencies(index, q, 1)
+        p50, p99 = latencies(index, q, faiss_threads)
+        print(f"index={index.meta['factory']} n={n} recall@10={recall:.3f} p50_ms={p50:.2f} "
+              f"p99_ms={p99:.2f} p50_ms_1t={p50_1:.2f} p99_ms_1t={p99_1:.2f} "
+              f"ram_mb={file_mb(index, tmp):.0f} build_s={index.meta['build_s']:.1f}"
+              f" params={','.join(f'{k}:{v}' for k, v in index.meta['params'].items()) or '-'}"
+              f" tuned_recall={index.meta.get('recall_at_10', 1.0):.3f}{extra}", flush=True)
+        return found
+
+    if n * (4 * d + 56) <= 16 * 2**30:
+        flat = VectorIndex(d, kind="flat").build(ids, x)
+        truth = report(flat, None)
+        del flat
+    else:
+        from indexer.vectors import _exact_topk
+        t = time.perf_counter()
+        truth = _exact_topk(q, ids, x, 10)
+        print(f"# exact reference by streaming brute force: {time.perf_counter() - t:.1f}s for "
+              f"{len(q)} queries (flat index would need {n * d * 4 / 2**30:.0f} GB)", flush=True)
+
+    budget = parse_memory(args.memory)
+    if args.kinds == "auto":
+        kinds = [k for k in ("ivf-flat", "ivf-sq8", "ivf-pq64") if
+                 plan_index(n, d, budget, kind=k)["bytes"] <= budget]
+        if n <= 300_000:
+            kinds.insert(0, "hnsw")
+    else:
+        kinds = args.kinds.split(",")
+    for kind in kinds:
+        rerank = ArrayRerank(ids, x16) if "pq" in kind or "sq" in kind else None
+        index = VectorIndex(d, kind=kind, memory=budget, exact_threshold=0, rerank=rerank)
+        index.build(ids, x)
+        extra = f" rerank_disk_mb={x16.nbytes / 2**20:.0f}" if index.meta.get("rerank") else ""
+        report(index, truth, extra)
+        del index
+
+
+if __name__ == "__main__":
+    main()
