@@ -7,14 +7,13 @@ other programs. When an audition server runs on the same index, a text query is 
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
 from indexer import __version__
-from indexer.cli import Group, index_options, model_options, settings_from
+from indexer.cli import Group, index_options, model_options, settings_from, user_errors
 from indexer.config import UserError
 
 from . import render
@@ -34,17 +33,6 @@ class DefaultGroup(Group):
         elif args and args[0] not in self.commands and args[0] in ("-h", "--help"):
             pass
         return super().parse_args(ctx, args)
-
-
-def user_errors(f):
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 def filter_options(f):
