@@ -25,9 +25,10 @@ import numpy as np
 
 from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root
 from .config import UserError
+from .engine import Engine, LocalEngine
 from .locking import BuildLock
 from .scan import ScannedFile, content_hash, scan
-from .workers import DecodePool, Task
+from .workers import DecodePool
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class BuildReport:
 
 @dataclass
 class _Pending:
-    """A file on its way through the decode workers and the model."""
+    """A file on its way through the engine (decode + model)."""
 
     root: Root
     item: ScannedFile
@@ -61,8 +62,6 @@ class _Pending:
     is_new: bool
     chunks: list = field(default_factory=list)   # (idx, start_s, end_s)
     vectors: list = field(default_factory=list)  # (k, d) arrays in window order
-    decoded: int | None = None                   # window count once the worker is done
-    embedded: int = 0
     info: dict | None = None
     meta: dict | None = None
 
@@ -85,6 +84,7 @@ class Builder:
         progress: bool = True,
         file_timeout_s: float = 300.0,
         commit_every_s: float = 5.0,
+        engine_factory: Callable[[], Engine] | None = None,
     ):
         self.catalog = catalog
         self.vectors = vectors
@@ -99,6 +99,7 @@ class Builder:
         self.progress = progress
         self.file_timeout_s = file_timeout_s
         self.commit_every_s = commit_every_s
+        self._engine_factory = engine_factory or self._local_engine
         self.report = BuildReport()
         # Written files whose vectors are not yet in FAISS: applied right after each commit.
         self._faiss_add: list[tuple[np.ndarray, np.ndarray]] = []
@@ -123,6 +124,16 @@ class Builder:
         if self._encoder is None:
             self._encoder = self._encoder_loader()
         return self._encoder
+
+    def _local_engine(self) -> Engine:
+        # Files in flight: enough that two batches of windows are decoded ahead even when
+        # every file is one window, so the model never waits on a decoder.
+        return LocalEngine(
+            lambda: DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s,
+                               max_messages=3 * self.batch_size + 4 * self.workers),
+            lambda: self.encoder, batch_size=self.batch_size,
+            capacity=self.workers * 3 + 2 * self.batch_size, hop_s=self.hop_s,
+        )
 
     # ------------------------------------------------------------------ one root
 
@@ -208,12 +219,12 @@ class Builder:
 
         threading.Thread(target=feeder, daemon=True, name="sfx-hash").start()
         files_bar = self._bar(total=len(todo), desc="index", unit=" files")
-        pool: DecodePool | None = None
+        engine: Engine | None = None
         pending: dict[int, _Pending] = {}
         inflight_hashes: dict[str, int] = {}
         waiting_for_hash: dict[str, list] = {}
         ready: list[_Pending] = []
-        mel_buf: list[tuple[int, np.ndarray]] = []  # (key, mel) per window, in arrival order
+        windows_before = self.report.windows
         key_seq = 0
         fed_all = False
         last_commit = time.monotonic()
@@ -236,10 +247,8 @@ class Builder:
 
         try:
             while True:
-                # 1. Feed: take hashed files; copy known bytes, send the rest to the workers.
-                # Files in flight: enough that two batches of windows are decoded ahead even
-                # when every file is one window, so the model never waits on a decoder.
-                while not fed_all and (pool is None or len(pending) < self.workers * 3 + 2 * self.batch_size):
+                # 1. Feed: take hashed files; copy known bytes, send the rest to the engine.
+                while not fed_all and (engine is None or len(pending) < engine.capacity):
                     try:
                         got = hashed.get(timeout=0.05 if pending else 1.0)
                     except queue.Empty:
@@ -264,55 +273,37 @@ class Builder:
                     if h in inflight_hashes:  # same bytes already on their way: copy later
                         waiting_for_hash.setdefault(h, []).append((item, state))
                         continue
-                    if pool is None:
-                        pool = DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s,
-                                          max_messages=3 * self.batch_size + 4 * self.workers)
+                    if engine is None:
+                        engine = self._engine_factory()
                     key_seq += 1
                     pending[key_seq] = _Pending(root, item, h, is_new=state is None)
                     inflight_hashes[h] = key_seq
-                    pool.submit(Task(key_seq, str(item.path), self.hop_s))
+                    engine.submit(key_seq, str(item.path))
 
-                if fed_all and not pending and not mel_buf:
+                if fed_all and not pending:
                     break
 
-                # 2. Collect decoded windows.
-                msg = pool.get(timeout=0.2) if pool is not None and pending else None
-                if msg is not None:
-                    kind, _wid, key = msg[0], msg[1], msg[2]
-                    p = pending.get(key)
-                    if p is not None:
-                        if kind == "part":
-                            starts, ends, _n_real, mel = msg[3], msg[4], msg[5], msg[6]
-                            base = len(p.chunks)
-                            for j, (s, e) in enumerate(zip(starts, ends)):
-                                p.chunks.append((base + j, float(s), float(e)))
-                                mel_buf.append((key, mel[j]))
-                        elif kind == "done":
-                            p.info, p.meta, p.decoded = msg[3], msg[4], msg[5]
-                        elif kind == "fail":
-                            pending.pop(key)
-                            mel_buf = [m for m in mel_buf if m[0] != key]
-                            self._fail(root, p.item, msg[3], p.content_hash, None)
-                            inflight_hashes.pop(p.content_hash, None)
-                            for item, state in waiting_for_hash.pop(p.content_hash, []):
-                                self._fail(root, item, msg[3], p.content_hash, state)
-                                files_bar.update(1)
+                # 2. Decode + embed (the engine): whole files come back, embedded or failed.
+                done = engine.poll(0.2, final=fed_all) if engine is not None and pending else []
+                for r in done:
+                    p = pending.pop(r.key, None)
+                    if p is None:
+                        continue
+                    if r.error is not None:
+                        self._fail(root, p.item, r.error, p.content_hash, None)
+                        inflight_hashes.pop(p.content_hash, None)
+                        for item, state in waiting_for_hash.pop(p.content_hash, []):
+                            self._fail(root, item, r.error, p.content_hash, state)
                             files_bar.update(1)
-
-                # 3. Run the model on a full batch, or on what there is when the decoders lag.
-                if len(mel_buf) >= self.batch_size or (mel_buf and msg is None):
-                    batch, mel_buf = mel_buf[: self.batch_size], mel_buf[self.batch_size :]
-                    vecs = self.encoder.embed_mel(np.stack([m for _, m in batch]))
-                    for (key, _), v in zip(batch, vecs):
-                        p = pending[key]
-                        p.vectors.append(v)
-                        p.embedded += 1
-                    self.report.windows += len(batch)
+                        files_bar.update(1)
+                    else:
+                        p.chunks, p.vectors, p.info, p.meta = r.chunks, r.vectors, r.info, r.meta
+                        ready.append(p)
+                if engine is not None:
+                    self.report.windows = windows_before + engine.windows
                     files_bar.set_postfix(windows=self.report.windows, refresh=False)
 
-                # 4. Files fully embedded are ready; commit them together now and then.
-                for key in [k for k, p in pending.items() if p.decoded is not None and p.embedded == p.decoded]:
-                    ready.append(pending.pop(key))
+                # 3. Files fully embedded are ready; commit them together now and then.
                 now = time.monotonic()
                 if ready and (now - last_commit > self.commit_every_s or (fed_all and not pending)):
                     batch, ready = ready, []  # a commit that raises is not tried again below
@@ -326,8 +317,8 @@ class Builder:
                 if ready:
                     self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
             finally:
-                if pool is not None:
-                    pool.close()
+                if engine is not None:
+                    engine.close()
                 files_bar.close()
         if self.report.interrupted:
             raise KeyboardInterrupt
