@@ -623,7 +623,8 @@ class Catalog(TagsMixin):
         dim = model.dim if model else 0
         return [ChunkRow(*r[:5]) for r in rows], decode_vectors([r[5] for r in rows], dim)
 
-    def vectors_for_chunks(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors_for_chunks(self, ids: Sequence[int], *, missing_ok: bool = False) -> np.ndarray:
+        """Vectors in the order of `ids`; with missing_ok, unknown ids give zero vectors."""
         c = T["chunks"]
         ids = [int(i) for i in ids]
         found: dict[int, bytes] = {}
@@ -631,7 +632,23 @@ class Catalog(TagsMixin):
             for i in range(0, len(ids), 900):
                 for cid, blob in conn.execute(sa.select(c.c.id, c.c.vector).where(c.c.id.in_(ids[i : i + 900]))):
                     found[cid] = blob
-        return decode_vectors([found[i] for i in ids], self.get_model().dim)
+        dim = self.get_model().dim
+        if missing_ok and len(found) < len(ids):
+            zero = np.zeros(dim, np.float32).tobytes() if self.vector_dtype != "float16" else np.zeros(dim, np.float16).tobytes()
+            return decode_vectors([found.get(i, zero) for i in ids], dim)
+        return decode_vectors([found[i] for i in ids], dim)
+
+    def sample_text_vectors(self, n: int) -> np.ndarray:
+        """Up to n cached text vectors of this catalog's model (queries people asked)."""
+        model = self.get_model()
+        if model is None:
+            return np.zeros((0, 0), np.float32)
+        t = T["text_vectors"]
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t.c.vector).where(t.c.model_key == model.key()).limit(n)).all()
+        if not rows:
+            return np.zeros((0, model.dim), np.float32)
+        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
 
     def chunk_ids_for_files(self, file_ids: Iterable[int]) -> np.ndarray:
         ids = sorted(int(i) for i in file_ids)

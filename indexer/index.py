@@ -71,8 +71,13 @@ class Index:
             vi.meta["generation"] = gen
             if vi.needs_retrain():
                 vi = self.rebuild_vectors(save=os.access(path.parent, os.W_OK))
+        vi.rerank = self._exact_vectors
         self._vectors, self._vectors_generation = vi, gen
         return vi
+
+    def _exact_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """Catalog vectors for re-ranking the candidates of a compressed (SQ/PQ) index."""
+        return self.catalog.vectors_for_chunks(np.asarray(ids).tolist(), missing_ok=True)
 
     def sync_vectors(self, vi) -> tuple[int, int]:
         """Make `vi` hold exactly the catalog's chunks: (added, removed)."""
@@ -114,7 +119,11 @@ class Index:
             vecs = np.concatenate([p[1] for p in parts])
         else:
             ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-        vi.build(ids, vecs)
+        vi.rerank = self._exact_vectors
+        # Tune on the queries people actually ask (cached text vectors) when there are enough:
+        # text vectors sit apart from audio vectors, and held-out audio over-states recall.
+        queries = self.catalog.sample_text_vectors(500)
+        vi.build(ids, vecs, queries=queries if len(queries) >= 50 else None)
         if save:
             self.save_vectors(vi, gen)
         self._vectors, self._vectors_generation = vi, gen
