@@ -101,10 +101,16 @@ def main(verbose: int) -> None:
 @click.option("--batch-size", default=16, show_default=True, help="Windows per model call.")
 @click.option("--workers", type=int, default=None, help="Decode processes [default: half the cores].")
 @click.option("--wait", is_flag=True, help="If another build holds the index, wait for it instead of stopping.")
+@click.option(
+    "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+    help="Decode and embed on a Ray cluster (pip install 'sfx-index[ray]'): alone, one started on this "
+    "machine; 'auto' or ray://HEAD:10001 for a running cluster. Every node must see LIBRARY and the "
+    "model at the same paths. --workers then sets the number of actors.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, as_json, quiet):
+def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, ray_address, as_json, quiet):
     """Index the sound files under LIBRARY folders (new, changed, moved and deleted files).
 
     A rerun only looks at file sizes and dates; changed files are re-embedded, moved or
@@ -116,11 +122,17 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
       sfx-index build /Volumes/SFX
       sfx-index build ~/Libraries/Boom ~/Libraries/Field --index ~/sfx-index
       SFX_MODEL=./clap-checkpoint sfx-index build ~/SFX --json
+      sfx-index build /mnt/shared/SFX --ray ray://head:10001
     """
     from .pipeline import build as run_build
 
+    if ray_address is not None and Path(ray_address).is_dir():
+        # `--ray /mnt/SFX` took the folder as the address: say how to write it.
+        raise UserError(f"--ray took '{ray_address}' as a cluster address; put --ray after the library "
+                        "folders, or write --ray=local (or --ray=ADDRESS)")
     settings = settings_from(index_dir, db_url, model, device, precision)
-    report = run_build(settings, list(library), batch_size=batch_size, workers=workers, progress=not quiet, wait=wait)
+    report = run_build(settings, list(library), batch_size=batch_size, workers=workers, progress=not quiet, wait=wait,
+                       ray_address=ray_address)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

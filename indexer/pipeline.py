@@ -396,11 +396,14 @@ def build(
     wait: bool = False,
     file_timeout_s: float = 300.0,
     commit_every_s: float | None = None,
+    ray_address: str | None = None,
 ) -> BuildReport:
     """Index `roots` into the index of `settings`; the library entry point behind `sfx-index build`.
 
     `commit_every_s` (default `$SFX_COMMIT_EVERY_S`, else 5 s) is the longest time embedded files
     wait for their commit; 0 commits as soon as a file is ready (crash tests use it).
+    `ray_address` ("local", "auto", "ray://HOST:10001") decodes and embeds on a Ray cluster
+    (indexer/ray_engine.py, with `workers` actors if given); this process stays the one writer.
     """
     from . import clap
     from .index import Index
@@ -432,6 +435,7 @@ def build(
                 progress=progress,
                 file_timeout_s=file_timeout_s,
                 commit_every_s=commit_every_s,
+                engine_factory=_ray_engines(ray_address, settings, batch_size, workers, progress),
             )
             try:
                 report = builder.run(roots)
@@ -454,6 +458,16 @@ def build(
     finally:
         index.close()
     return report
+
+
+def _ray_engines(address, settings, batch_size, workers, progress):
+    """None (the local engine), or a factory of engines on the Ray cluster at `address`."""
+    if address is None:
+        return None
+    from .ray_engine import engine_factory
+
+    return engine_factory(address, model=settings.model, device=settings.device, precision=settings.precision,
+                          batch_size=batch_size, actors=workers, progress=progress)
 
 
 def _hash_regular_file(path) -> str:
