@@ -421,6 +421,7 @@ def build(
         with BuildLock(settings.index_dir, wait=wait):
             index.catalog.ensure_model(record)
             vectors = index.vectors()
+            generation = index.catalog.generation
             builder = Builder(
                 index.catalog,
                 vectors,
@@ -454,7 +455,11 @@ def build(
                     # threshold): choose and train again under the recorded budget.
                     log.info("retraining the vector index: %s", vectors.retrain_reason())
                     vectors = index.rebuild_vectors(save=False)
-                index.save_vectors(vectors)
+                    generation = None
+                # A run that changed no vector (a no-op rerun) leaves the FAISS file alone:
+                # rewriting it costs as much as the index is big (200 MB per 100 000 chunks).
+                if index.catalog.generation != generation:
+                    index.save_vectors(vectors)
     finally:
         index.close()
     return report
