@@ -2,18 +2,22 @@
 
 Both run in the same process on the same batch; the table gives windows/s of each, the
 ratio, and the largest deviation (dB) of our log-mel from the extractor's. The machine is
-shared, so each side is timed several times, interleaved, and the best and median are shown.
+shared, so each side is timed several times, interleaved, and the best and median are shown,
+both in wall time and in CPU time of the process (less disturbed by other people's load when
+both sides run single-threaded; with more threads it sums them). The load average is printed
+before and after.
 
     .venv/bin/python scripts/bench_frontend.py [--batch 32] [--repeats 5] [--threads N]
 
 Batches: "real" = windows of the WAVs in ../shared/fixtures/bwf (mono mean, soxr HQ to
 48 kHz, repeat-padded) topped up with coloured noise; "tonal" = loud pure tones and sweeps,
-the worst case for our float32 pass (most frames are redone in float64).
+the worst case for our float32 pass (those windows are computed in float64 throughout).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -71,13 +75,11 @@ def tonal_batch(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack(wins).astype(np.float32)
 
 
-def timed(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def main() -> None:
@@ -98,6 +100,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch} x {N} samples, "
           f"repeats {args.repeats}", file=sys.stderr)
 
+    load0 = os.getloadavg()
     rows = []
     for truncation in ("fusion", "rand_trunc"):
         fe = ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation=truncation)
@@ -110,20 +113,25 @@ def main() -> None:
             dev = float(np.abs(got.astype(np.float64) - ref).max())
             t_ref, t_ours = [], []
             for _ in range(args.repeats):  # interleaved so that load on the machine hits both
-                t_ref += timed(lambda: fe(as_list, sampling_rate=SR), 1)
-                t_ours += timed(lambda: ours(xt), 1)
+                t_ref.append(timed(lambda: fe(as_list, sampling_rate=SR)))
+                t_ours.append(timed(lambda: ours(xt)))
             n = len(batch)
-            rows.append((truncation, name, n / min(t_ref), n / statistics.median(t_ref),
-                         n / min(t_ours), n / statistics.median(t_ours),
-                         min(t_ref) / min(t_ours), statistics.median(t_ref) / statistics.median(t_ours), dev))
+            for clock in (0, 1):
+                r = [t[clock] for t in t_ref]
+                o = [t[clock] for t in t_ours]
+                rows.append((truncation, name, ("wall", "cpu")[clock], n / min(r), n / statistics.median(r),
+                             n / min(o), n / statistics.median(o),
+                             min(r) / min(o), statistics.median(r) / statistics.median(o), dev))
 
-    head = ("filters", "batch", "ref win/s best", "ref med", "ours win/s best", "ours med",
+    head = ("filters", "batch", "clock", "ref win/s best", "ref med", "ours win/s best", "ours med",
             "ratio best", "ratio med", "max |dB dev|")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for tr, name, rb, rm, ob, om, qb, qm, dev in rows:
-        print(f"| {tr} | {name} | {rb:.1f} | {rm:.1f} | {ob:.1f} | {om:.1f} | {qb:.1f}x | {qm:.1f}x | {dev:.1e} |")
-
+    for tr, name, clock, rb, rm, ob, om, qb, qm, dev in rows:
+        print(f"| {tr} | {name} | {clock} | {rb:.1f} | {rm:.1f} | {ob:.1f} | {om:.1f} | {qb:.1f}x | {qm:.1f}x | {dev:.1e} |")
+    load1 = os.getloadavg()
+    print(f"load average (1, 5, 15 min): before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
+          f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f} on {os.cpu_count()} CPUs")
 
 if __name__ == "__main__":
     main()
