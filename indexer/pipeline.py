@@ -422,6 +422,11 @@ def build(
             index.catalog.ensure_model(record)
             vectors = index.vectors()
             generation = index.catalog.generation
+            # A run killed after its last commit leaves a stale FAISS file; vectors() caught up in
+            # memory, so this run must write it even when it changes nothing itself.
+            from .index import _file_generation
+
+            file_current = settings.faiss_path.exists() and _file_generation(settings.faiss_path) == generation
             builder = Builder(
                 index.catalog,
                 vectors,
@@ -458,7 +463,7 @@ def build(
                     generation = None
                 # A run that changed no vector (a no-op rerun) leaves the FAISS file alone:
                 # rewriting it costs as much as the index is big (200 MB per 100 000 chunks).
-                if index.catalog.generation != generation:
+                if index.catalog.generation != generation or not file_current:
                     index.save_vectors(vectors)
     finally:
         index.close()
