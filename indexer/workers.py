@@ -25,6 +25,7 @@ from .config import UserError
 log = logging.getLogger(__name__)
 
 PART_WINDOWS = 8
+WORKER_NICENESS = 10
 
 
 @dataclass
@@ -65,6 +66,14 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
     global _PARENT_PID
     _PARENT_PID = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    # Decoding needs a few percent of the CPU the model needs. At a lower priority the
+    # workers fill the time the model leaves instead of preempting one of its threads
+    # (an OpenMP op waits for its slowest thread); the queue of decoded windows covers
+    # the moments they wait.
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
