@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Build throughput next to the pure model rate, measured in the same run.
+
+Generates a mixed library in a temporary folder (WAV 16/24-bit, FLAC, OGG; 32 to 96 kHz;
+mono and stereo; 1 to 60 s), then on the full-size random CLAP checkpoint:
+
+  (a) the pure model: `ClapEncoder.embed_mel` on precomputed log-mel at the build's batch
+      size and precision (no decoding, no frontend, no database), before and after the build;
+  (b) the whole `indexer.pipeline.build()` over the library: files/s and windows/s, end to end
+      (scan, hashing, model load, decoding, commits, FAISS save) and in steady state (from the
+      first model call to the last), with the model's busy share and its batch sizes.
+
+The ratio (b)/(a) is the figure of merit; the goal is 0.90. It also prints the load average
+(the machine may be shared: rerun when it is quiet) and the peak RSS of this process and of
+the decode workers.
+
+    python scripts/bench_build.py [--files 40] [--model DIR] [--batch-size 16] [--workers W]
+                                  [--precision auto|fp32|bf16] [--seed 0] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sfx-index-bench"
+
+# (extension, soundfile format, subtype)
+FORMATS = [
+    ("wav", "WAV", "PCM_16"),
+    ("wav", "WAV", "PCM_24"),
+    ("flac", "FLAC", "PCM_16"),
+    ("flac", "FLAC", "PCM_24"),
+    ("ogg", "OGG", "VORBIS"),
+    ("wav", "WAV", "FLOAT"),
+]
+RATES = [44100, 48000, 96000, 32000]
+
+
+def full_checkpoint() -> Path:
+    d = CACHE / "clap-full-fused"
+    if not (d / "model.safetensors").is_file():
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from make_random_clap import make_random_clap
+
+        print(f"generating the full-size random checkpoint in {d} ...", file=sys.stderr)
+        make_random_clap(d, tiny=False, fused=True, seed=0)
+    return d
+
+
+def write_blocks(f, x: np.ndarray, block: int = 1 << 16) -> None:
+    """Write in blocks: one large write to OGG/Vorbis overflows libvorbis's stack (alloca of
+    the whole buffer; libsndfile issue #1095, python-soundfile #233/#396) and segfaults."""
+    for i in range(0, x.shape[0], block):
+        f.write(x[i : i + block])
+
+
+def make_library(out: Path, n: int, seed: int, min_s: float, max_s: float) -> tuple[float, int]:
+    """n files of mixed formats/rates/lengths; returns (total seconds of audio, windows)."""
+    import soundfile as sf
+
+    from indexer.audio import window_starts
+
+    rng = np.random.default_rng(seed)
+    total_s, windows = 0.0, 0
+    for i in range(n):
+        ext, fmt, subtype = FORMATS[i % len(FORMATS)]
+        sr = RATES[(i // len(FORMATS)) % len(RATES)] if fmt != "OGG" else [44100, 48000][(i // len(FORMATS)) % 2]
+        ch = 1 + (i % 3 == 0)
+        dur = float(np.round(rng.uniform(min_s, max_s), 2))
+        t = np.arange(int(sr * dur)) / sr
+        x = 0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + 0.1 * rng.standard_normal(t.size)
+        x = np.stack([x, np.roll(x, 7)], 1)[:, :ch] if ch == 2 else x
+        path = out / f"folder{i % 5}" / f"sound {i:03d} {sr // 1000}k {ch}ch {dur:.0f}s.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(str(path), "w", sr, ch, subtype, format=fmt) as f:
+            write_blocks(f, x.astype(np.float32))
+        total_s += dur
+        windows += len(window_starts(dur))
+    return total_s, windows
+
+
+class ModelClock:
+    """Wraps ClapEncoder.embed_mel to log (start, end, batch) of every model call."""
+
+    def __init__(self):
+        from indexer import clap
+
+        self.calls: list[tuple[float, float, int]] = []
+        self._orig = clap.ClapEncoder.embed_mel
+        clock = self
+
+        def timed(enc, mel, n_real=None):
+            t0 = time.perf_counter()
+            out = clock._orig(enc, mel, n_real)
+            clock.calls.append((t0, time.perf_counter(), len(mel)))
+            return out
+
+        clap.ClapEncoder.embed_mel = timed
+
+    def restore(self):
+        from indexer import clap
+
+        clap.ClapEncoder.embed_mel = self._orig
+
+
+class ChildMemory:
+    """Samples the peak RSS (VmHWM) of this process's children (the decode workers) every
+    0.5 s. getrusage(RUSAGE_CHILDREN) would report the parent's size: a spawned child is
+    forked (sharing the parent's resident pages) before it execs a fresh interpreter."""
+
+    def __init__(self):
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        me = str(os.getpid())
+        while not self._stop.wait(0.5):
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+                    self.peak_kb = max(self.peak_kb, int(fields["VmHWM"].split()[0]))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+
+def pure_model_rate(enc, mel: np.ndarray, batch: int, reps: int) -> float:
+    """windows/s of embed_mel on full batches of precomputed mel (median of reps)."""
+    enc.embed_mel(mel[:batch])  # warm-up (oneDNN kernel choice, allocator)
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        enc.embed_mel(mel[:batch])
+        rates.append(batch / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--files", type=int, default=40)
+    p.add_argument("--min-s", type=float, default=1.0)
+    p.add_argument("--max-s", type=float, default=60.0)
+    p.add_argument("--model", help="checkpoint dir (default: full-size random, cached in ~/.cache/sfx-index-bench)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=None, help="decode processes (default: the build's default)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--reps", type=int, default=3, help="timed model batches before and after the build")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep", help="generate the library here and keep it (default: a temp dir, removed)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from indexer import pipeline
+    from indexer.clap import ClapEncoder, load_frontend
+    from indexer.config import Settings
+
+    model = args.model or str(full_checkpoint())
+    workers = args.workers or pipeline.default_workers()
+    tmp = Path(tempfile.mkdtemp(prefix="sfx-bench-build-"))
+    lib = Path(args.keep) if args.keep else tmp / "library"
+    try:
+        t0 = time.perf_counter()
+        audio_s, expect_windows = make_library(lib, args.files, args.seed, args.min_s, args.max_s)
+        print(f"library: {args.files} files, {audio_s / 60:.1f} min of audio, {expect_windows} windows "
+              f"(generated in {time.perf_counter() - t0:.1f} s)")
+
+        # (a) the pure model, same checkpoint, batch size and precision as the build.
+        enc = ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",))
+        frontend, _ = load_frontend(model)
+        rng = np.random.default_rng(1)
+        wav = (0.1 * rng.standard_normal((args.batch_size, 480_000))).astype(np.float32)
+        mel = frontend.mel(wav).numpy()
+        print(f"model {model}: precision {args.precision} -> {enc.precision}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; batch {args.batch_size}, "
+              f"{workers} decode worker(s)")
+        print(f"[{load()}]")
+        before = pure_model_rate(enc, mel, args.batch_size, args.reps)
+        print(f"(a) pure model before build: {before:.2f} windows/s")
+        del enc
+
+        # (b) the whole build.
+        settings = Settings(index_dir=tmp / "index", model=model, device="cpu", precision=args.precision)
+        clock = ModelClock()
+        kids_mem = ChildMemory()
+        print(f"[{load()}]")
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        report = pipeline.build(settings, [lib], batch_size=args.batch_size, workers=workers, progress=False)
+        wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        worker_rss = kids_mem.stop()
+        clock.restore()
+        load_during = load()
+        calls = clock.calls
+        n_win = report.windows
+        files = report.new + report.changed + report.moved + report.duplicates
+        first, last = calls[0][0], calls[-1][1]
+        steady = last - first
+        busy = sum(e - s for s, e, _ in calls)
+        sizes = [b for *_, b in calls]
+        print(f"(b) build: {files} files ({report.failed} failed), {n_win} windows in {wall:.1f} s: "
+              f"{files / wall:.2f} files/s, {n_win / wall:.2f} windows/s end to end")
+        print(f"    before the first model call {first - t0:.1f} s (scan, hash, model load, first decode); "
+              f"after the last {t0 + wall - last:.1f} s (commit, FAISS save)")
+        print(f"    steady state: {n_win / steady:.2f} windows/s; model busy {busy / steady:.1%}, "
+              f"in-build model rate {n_win / busy:.2f} windows/s; {len(calls)} batches, "
+              f"{sum(b < args.batch_size for b in sizes)} partial (sizes {min(sizes)}-{max(sizes)})")
+        print(f"    decode workers (decode, resample, log-mel): {worker_cpu:.1f} CPU s, "
+              f"{1000 * worker_cpu / max(n_win, 1):.0f} ms per window")
+        print(f"[{load_during}]")
+
+        enc = ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",))
+        after = pure_model_rate(enc, mel, args.batch_size, args.reps)
+        print(f"(a) pure model after build: {after:.2f} windows/s")
+        ref = (before + after) / 2
+        print(f"ratio build/model (goal >= 0.90): steady state {n_win / steady / ref:.2f}, "
+              f"end to end {n_win / wall / ref:.2f}  (reference {ref:.2f} windows/s, mean of before/after)")
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS: this process {own:.0f} MB (model, build and bench), largest decode worker "
+              f"{worker_rss:.0f} MB")
+        print(f"[{load()}]")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
