@@ -284,6 +284,10 @@ class ClapEncoder:
         if bad:
             raise ValueError(f"unknown parts {sorted(bad)}; use 'audio' and/or 'text'")
         ckpt = resolve_checkpoint(model)
+        if "audio" not in parts:
+            # A query process: on a shared machine, busy-waiting OpenMP threads make a 10 ms
+            # forward take seconds. Read by torch's OpenMP runtime when torch is imported.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         dev = resolve_device(device)
         enc = cls(model, ckpt, dev, resolve_precision(precision, dev))
         _set_threads()
@@ -320,7 +324,15 @@ class ClapEncoder:
         return self._audio
 
     def _text_model(self):
+        """The text tower: the cached export (indexer.textcache) when this checkpoint has one,
+        else ClapTextModelWithProjection from `from_pretrained`, exported for the next process."""
         if self._text is None:
+            from . import textcache
+
+            tower = textcache.load(self.path, self.precision, self.device)
+            if tower is not None:
+                self._text, self._tokenizer = tower, tower.tokenizer
+                return self._text
             from transformers import AutoTokenizer, ClapTextModelWithProjection
 
             self._text = self._from_pretrained(ClapTextModelWithProjection)
@@ -330,6 +342,8 @@ class ClapEncoder:
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise ModelLoadError(f"cannot load the tokenizer of '{self.model_id}': {first}") from None
+            if self.device == "cpu":
+                textcache.export(self._text, self._tokenizer, self.path, self.precision)
         return self._text
 
     # audio
@@ -409,10 +423,13 @@ class ClapEncoder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         model = self._text_model()
-        enc = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
         with torch.inference_mode():
-            out = model(input_ids=enc["input_ids"].to(self.device),
-                        attention_mask=enc["attention_mask"].to(self.device)).text_embeds
+            if hasattr(model, "embed"):  # the cached tower (CPU)
+                out = model.embed(list(texts))
+            else:
+                enc = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+                out = model(input_ids=enc["input_ids"].to(self.device),
+                            attention_mask=enc["attention_mask"].to(self.device)).text_embeds
             out = torch.nn.functional.normalize(out.float(), dim=-1)
         return out.cpu().numpy()
 
