@@ -68,6 +68,7 @@ class RayCluster:
     @classmethod
     def connect(cls, address: str | None = "local") -> "RayCluster":
         ray = _import_ray()
+        _raylet_messages_to_stderr()
         if ray.is_initialized():  # a caller (a notebook, a test) already connected this process
             return cls(ray, owned=False, remote=False)
         address = (address or "local").strip()
@@ -102,6 +103,24 @@ class RayCluster:
         if self._owned:
             self.ray.shutdown()
             self._owned = False
+
+
+def _raylet_messages_to_stderr() -> None:
+    """Ray prints the cluster's error messages (a worker died...) on the driver's stdout even
+    with log_to_driver=False; stdout is our data (--json), so send them to stderr."""
+    try:
+        from ray._private import worker
+    except ImportError:  # pragma: no cover - another Ray layout: leave it
+        return
+    orig = getattr(worker, "print_to_stdstream", None)
+    if orig is None or getattr(orig, "_sfx_stderr", False):
+        return
+
+    def to_stderr(data, *args, **kwargs):
+        return orig(dict(data, is_err=True), *args, **kwargs)
+
+    to_stderr._sfx_stderr = True
+    worker.print_to_stdstream = to_stderr
 
 
 class _EmbedFiles:
@@ -292,7 +311,9 @@ class RayEngine:
                                        batch_size=self._batch_size, hop_s=self._hop_s, threads=threads),
             batch_size=per_call,
             batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=actors),
+            # On a retry, one file per actor at a time: a crash takes down only its own file.
+            compute=ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1) if retry
+            else ActorPoolStrategy(size=actors),
             max_restarts=-1,      # a crashed actor is replaced...
             max_task_retries=0,   # ...and its block is not sent again (see max_errored_blocks)
             **args,
