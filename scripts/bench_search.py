@@ -1,0 +1,360 @@
+"""Benchmark `sfx-search`: cold start, hand-off to a running server, warm queries over 1M chunks.
+
+    python scripts/bench_search.py [--reps 5] [--warm-queries 60] [--skip cold,serve,warm]
+
+Uses the full-size random checkpoint (~/.cache/sfx-index-bench/clap-full-fused, made with
+scripts/make_random_clap.py when missing) and two synthetic indexes cached under
+~/.cache/sfx-index-bench/: a small one (10 000 chunks, exact index) for the command-line
+timings and one of 1 000 000 chunks (100 000 files x 10 clustered unit vectors, written
+straight through the catalog tables; the approximate index built by Index.rebuild_vectors).
+
+Every figure is printed beside a reference measured in the same run, interleaved with it
+(the machine is shared; medians of several repetitions):
+  cold   `sfx-search "TEXT"` (a text never queried) vs `python -c "import torch, transformers"`
+  serve  `sfx-search "TEXT"` handed to a running `sfx-search serve`: absolute, goal < 0.5 s
+  warm   Library.search over 1M chunks with a new text each time (text tower included) vs
+         exact flat search alone (one thread) and the fp32 transformers text tower alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH = Path.home() / ".cache" / "sfx-index-bench"
+CKPT = BENCH / "clap-full-fused"
+PY = sys.executable
+SFX_SEARCH = str(Path(PY).parent / "sfx-search")
+DIM = 512
+DATA_VERSION = 1
+
+WORDS = ("metal scraping stone room door slam wood creak glass break rain roof thunder distant "
+         "footsteps gravel wind howl fire crackle water drip cave engine idle car pass crowd "
+         "murmur bird chirp dog bark cat meow whoosh impact hit punch sword clang laser zap "
+         "explosion debris servo motor beep ui click paper rustle cloth swish bell ring").split()
+
+
+# ------------------------------------------------------------------ synthetic data
+
+def checkpoint() -> Path:
+    if not (CKPT / "model.safetensors").is_file():
+        print(f"writing the full-size random checkpoint to {CKPT} ...", file=sys.stderr)
+        subprocess.run([PY, str(ROOT / "scripts" / "make_random_clap.py"), str(CKPT)], check=True)
+    return CKPT
+
+
+def _mixture(n: int, seed: int, clusters: int = 4096):
+    """Unit vectors from a mixture of gaussian blobs on the sphere (takes, variations, a long tail)."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((clusters, DIM), dtype=np.float32)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    w = rng.pareto(1.0, clusters) + 1
+    w /= w.sum()
+    spread = rng.uniform(0.02, 0.06, clusters).astype(np.float32)
+    part = 100_000
+    for s in range(0, n, part):
+        m = min(part, n - s)
+        which = rng.choice(clusters, m, p=w)
+        x = rng.standard_normal((m, DIM), dtype=np.float32)
+        x *= spread[which, None]
+        x += c[which]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        yield x
+
+
+def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0) -> Path:
+    """A catalog of n_chunks synthetic chunks (cached: rebuilt only when missing or different)."""
+    from indexer.catalog import Catalog, ModelRecord
+    from indexer.clap import load_frontend
+    from indexer.config import Settings
+    from indexer.index import Index
+    from indexer.migrations import tables as T
+
+    tag = json.dumps(dict(v=DATA_VERSION, n=n_chunks, per_file=per_file, seed=seed, ckpt=str(CKPT)))
+    db = index_dir / "catalog.sqlite"
+    if db.exists():
+        cat = Catalog.open(f"sqlite:///{db}", create=False)
+        ok = cat.get_meta("bench_synthetic") == tag and (index_dir / "vectors.faiss").exists()
+        cat.close()
+        if ok:
+            return index_dir
+        shutil.rmtree(index_dir)
+    index_dir.mkdir(parents=True)
+    t0 = time.perf_counter()
+    _frontend, fp = load_frontend(str(CKPT))
+    cat = Catalog.open(f"sqlite:///{db}", create=True)
+    cat.ensure_model(ModelRecord.from_fingerprint(fp, DIM))
+    root = cat.add_root(f"/bench/synthetic-{n_chunks}")
+    rng = np.random.default_rng(seed + 1)
+    f_tab, c_tab = T["files"], T["chunks"]
+    fid, cid = 0, 0
+    for vecs in _mixture(n_chunks, seed):
+        files, chunks, fts = [], [], []
+        for s in range(0, len(vecs), per_file):
+            fid += 1
+            words = " ".join(rng.choice(WORDS, 3))
+            rel = f"{words.replace(' ', '_')}/{fid:07d}_{words.replace(' ', '_')}.wav"
+            files.append(dict(id=fid, root_id=root.id, rel=rel, size=1000 + fid, mtime_ns=fid,
+                              content_hash=f"{fid:064x}", duration_s=10.0 * per_file, sample_rate=48000,
+                              channels=2, subtype="PCM_24", container="WAV", status="ok", indexed_at=0.0))
+            fts.append((fid, f"{rel} {words}"))
+            for j, v in enumerate(vecs[s:s + per_file]):
+                cid += 1
+                chunks.append(dict(id=cid, file_id=fid, idx=j, start_s=10.0 * j, end_s=10.0 * j + 10.0,
+                                   vector=v.tobytes()))
+        with cat.transaction() as conn:
+            conn.execute(f_tab.insert(), files)
+            conn.execute(c_tab.insert(), chunks)
+            conn.exec_driver_sql("INSERT INTO files_fts(rowid, body) VALUES (?, ?)", fts)
+        print(f"  {cid} chunks written ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    cat.set_meta("bench_synthetic", tag)
+    cat.bump_generation()
+    cat.close()
+    t1 = time.perf_counter()
+    idx = Index.open(Settings(index_dir=index_dir, model=str(CKPT)))
+    vi = idx.rebuild_vectors(save=True)
+    idx.close()
+    print(f"  catalog {t1 - t0:.0f} s, vector index {vi.meta['factory']} {vi.meta.get('params')} "
+          f"{time.perf_counter() - t1:.0f} s", file=sys.stderr)
+    return index_dir
+
+
+# ------------------------------------------------------------------ helpers
+
+def run(cmd: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    dt = time.perf_counter() - t
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr.strip()[-500:]}")
+    return dt
+
+
+def med(xs) -> float:
+    return statistics.median(xs)
+
+
+def load() -> str:
+    return "load average %.1f %.1f %.1f" % os.getloadavg()
+
+
+def unique_text(i: int, salt: str) -> str:
+    """A description no index has seen (the catalog caches text vectors): the text tower must run."""
+    rng = np.random.default_rng(abs(hash((i, salt))) % 2**32)
+    return " ".join(rng.choice(WORDS, 4)) + f" {salt}{i}"
+
+
+RESULTS: dict[str, dict] = {}
+
+
+def base_env(index_dir: Path, **extra) -> dict:
+    env = dict(os.environ, SFX_INDEX_DIR=str(index_dir), SFX_MODEL=str(CKPT),
+               SFX_CACHE_DIR=str(BENCH / "cache"), PYTHONPATH=str(ROOT))
+    env.pop("SFX_TEXT_CACHE", None)
+    env.update(extra)
+    return env
+
+
+# ------------------------------------------------------------------ cold start
+
+def bench_cold(reps: int) -> None:
+    index_dir = make_index(BENCH / "search-10k", 10_000)
+    env = base_env(index_dir, SFX_NO_SERVER="1")
+    salt = f"c{int(time.time())}"
+    print(f"\n== cold start: `sfx-search TEXT` on {index_dir.name} (10 000 chunks), a new text each time "
+          f"({load()})")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # the very first query of a checkpoint exports its text tower
+        first = run([SFX_SEARCH, unique_text(0, salt + "first"), "-n", "5"], dict(env, SFX_CACHE_DIR=tmp))
+    run([SFX_SEARCH, unique_text(0, salt + "warmcache"), "-n", "5"], env)  # make sure the bench cache exists
+    floor, torch_only, ours, hf = [], [], [], []
+    for i in range(reps):
+        floor.append(run([PY, "-c", "import torch, transformers"], env))
+        ours.append(run([SFX_SEARCH, unique_text(i, salt), "-n", "5"], env))
+        torch_only.append(run([PY, "-c", "import torch"], env))
+        if i < max(2, reps // 2):
+            hf.append(run([SFX_SEARCH, unique_text(i, salt + "hf"), "-n", "5"], dict(env, SFX_TEXT_CACHE="0")))
+        print(f"  rep {i + 1}: floor {floor[-1]:.2f} s  ours {ours[-1]:.2f} s  import torch {torch_only[-1]:.2f} s"
+              + (f"  transformers path {hf[-1]:.2f} s" if len(hf) == i + 1 else ""))
+    r = med(ours) / med(floor)
+    print(f"  floor `python -c 'import torch, transformers'`   p50 {med(floor):.2f} s")
+    print(f"  `python -c 'import torch'`                         p50 {med(torch_only):.2f} s")
+    print(f"  sfx-search, cached text tower (ours)              p50 {med(ours):.2f} s = {r:.2f}x floor (goal <= 1.5x)")
+    print(f"  sfx-search, transformers path (SFX_TEXT_CACHE=0)  p50 {med(hf):.2f} s = {med(hf) / med(floor):.2f}x floor")
+    print(f"  first query ever for this checkpoint (exports the text tower once): {first:.2f} s")
+    RESULTS["cold"] = dict(floor=med(floor), ours=med(ours), ratio=r, transformers=med(hf), first=first,
+                           ok=r <= 1.5)
+
+
+# ------------------------------------------------------------------ hand-off to a server
+
+def bench_serve(reps: int) -> None:
+    import socket
+    import urllib.request
+
+    index_dir = make_index(BENCH / "search-10k", 10_000)
+    env = base_env(index_dir)
+    env.pop("SFX_NO_SERVER", None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    print(f"\n== hand-off: `sfx-search TEXT` with `sfx-search serve` running on the same index ({load()})")
+    proc = subprocess.Popen([SFX_SEARCH, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                info = json.loads((index_dir / "server.json").read_text())
+                if int(info["pid"]) == proc.pid:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit("sfx-search serve did not start")
+            time.sleep(0.5)
+        salt = f"s{int(time.time())}"
+        run([SFX_SEARCH, unique_text(0, salt + "warm"), "-n", "5"], env)  # the server loads its model
+        probe = ("import sys\nfrom search.cli import main\nsys.argv = ['sfx-search', %r, '-n', '5']\n"
+                 "try:\n    main()\nexcept SystemExit:\n    pass\n"
+                 "print('torch' in sys.modules, file=sys.stderr)\n") % unique_text(0, salt + "probe")
+        out = subprocess.run([PY, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True)
+        imported_torch = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "?"
+        times, bare = [], []
+        for i in range(reps * 2):
+            times.append(run([SFX_SEARCH, unique_text(i, salt), "-n", "5"], env))
+            bare.append(run([PY, "-c", "pass"], env))
+        print(f"  sfx-search handed to the server   p50 {med(times):.3f} s  max {max(times):.3f} s (goal < 0.5 s)")
+        print(f"  reference `python -c pass`        p50 {med(bare):.3f} s")
+        print(f"  the client imported torch: {imported_torch}")
+        RESULTS["serve"] = dict(p50=med(times), max=max(times), python=med(bare), torch=imported_torch,
+                                ok=med(times) < 0.5 and imported_torch == "False")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ------------------------------------------------------------------ warm queries over 1M chunks
+
+def bench_warm(n_queries: int) -> None:
+    import torch
+
+    os.environ["SFX_CACHE_DIR"] = str(BENCH / "cache")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    index_dir = make_index(BENCH / "search-1m", 1_000_000)
+    from indexer.vectors import _faiss
+    from search import Library
+
+    print(f"\n== warm queries over 1 000 000 chunks ({index_dir}) ({load()})")
+    t = time.perf_counter()
+    lib = Library.open(index_dir, model=str(CKPT))
+    vi = lib.index.vectors()
+    enc = lib._encoder("text")
+    lib.search("warm up the library", n=20)
+    lib.search("warm up the library again", n=20, mode="semantic")
+    print(f"  opened in {time.perf_counter() - t:.1f} s: {vi.ntotal} vectors, {vi.meta.get('factory')} "
+          f"{vi.meta.get('params')} (recall@10 {vi.meta.get('recall_at_10')} when tuned), "
+          f"text tower {type(enc._text).__name__} {enc.precision}")
+
+    faiss = _faiss()
+    flat, parts = faiss.IndexFlatIP(DIM), []
+    for part_ids, v in lib.catalog.iter_vectors():
+        parts.append(part_ids)
+        flat.add(v)
+    ids = np.concatenate(parts)
+    from transformers import AutoTokenizer, ClapTextModelWithProjection
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(CKPT)
+    fp32 = ClapTextModelWithProjection.from_pretrained(CKPT, dtype=torch.float32).eval()
+
+    salt = f"w{int(time.time())}"
+    T = {k: [] for k in ("exact1t", "fp32", "tower", "semantic", "hybrid", "search_only")}
+    recalls, cosines = [], []
+    threads = faiss.omp_get_max_threads()
+    for i in range(n_queries):
+        text = unique_text(i, salt)
+        e = tok([text], padding=True, truncation=True, return_tensors="pt")
+        s = time.perf_counter()
+        with torch.inference_mode():
+            ref = fp32(**e).text_embeds
+        T["fp32"].append(time.perf_counter() - s)
+        s = time.perf_counter()
+        q = enc.embed_text([text + " tower"])
+        T["tower"].append(time.perf_counter() - s)
+        faiss.omp_set_num_threads(1)
+        s = time.perf_counter()
+        _, exact = flat.search(q, 10)
+        T["exact1t"].append(time.perf_counter() - s)
+        faiss.omp_set_num_threads(threads)
+        _, approx = vi.search(q, 10)
+        recalls.append(len(set(ids[exact[0]].tolist()) & set(approx[0].tolist())) / 10)
+        s = time.perf_counter()
+        lib.rank_files(q[0], lib._want(20))
+        T["search_only"].append(time.perf_counter() - s)
+        s = time.perf_counter()
+        lib.search(text, n=20, mode="semantic")
+        T["semantic"].append(time.perf_counter() - s)
+        s = time.perf_counter()
+        lib.search(text + " again", n=20)
+        T["hybrid"].append(time.perf_counter() - s)
+        ref = torch.nn.functional.normalize(ref.float(), dim=-1).numpy()
+        cosines.append(float((ref * enc.embed_text([text])).sum()))
+    ms = {k: 1000 * med(v) for k, v in T.items()}
+    p99 = {k: 1000 * float(np.percentile(v, 99)) for k, v in T.items()}
+    print(f"  reference: exact flat search alone, 1 thread     p50 {ms['exact1t']:6.1f} ms")
+    print(f"  reference: fp32 transformers text tower          p50 {ms['fp32']:6.1f} ms")
+    print(f"  our text tower ({enc.precision}, cached export)          p50 {ms['tower']:6.1f} ms "
+          f"= {ms['tower'] / ms['fp32']:.2f}x fp32; cosine to fp32 min {min(cosines):.5f} (goal >= 0.999)")
+    print(f"  rank_files alone ({vi.meta.get('factory')}, {threads} threads)  p50 {ms['search_only']:6.1f} ms; "
+          f"recall@10 of the text queries vs exact {np.mean(recalls):.3f}")
+    print(f"  Library.search semantic, new text (all included)  p50 {ms['semantic']:6.1f} ms  p99 {p99['semantic']:.1f} "
+          f"= {ms['semantic'] / ms['exact1t']:.2f}x exact search alone (goal <= 50 ms)")
+    print(f"  Library.search hybrid (default), new text         p50 {ms['hybrid']:6.1f} ms  p99 {p99['hybrid']:.1f}")
+    RESULTS["warm"] = dict(ms=ms, recall=float(np.mean(recalls)), cos=min(cosines),
+                           ok=ms["semantic"] <= 50, ok_hybrid=ms["hybrid"] <= 50)
+    lib.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5, help="repetitions of each command-line timing")
+    ap.add_argument("--warm-queries", type=int, default=60)
+    ap.add_argument("--skip", default="", help="comma-separated: cold, serve, warm")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    checkpoint()
+    print(f"sfx-search benchmark: {os.cpu_count()} CPUs, {load()}, checkpoint {CKPT}")
+    if "cold" not in skip:
+        bench_cold(args.reps)
+    if "serve" not in skip:
+        bench_serve(args.reps)
+    if "warm" not in skip:
+        bench_warm(args.warm_queries)
+    print(f"\n== summary ({load()})")
+    for k, v in RESULTS.items():
+        print(f"  {k:6s} {'met' if v['ok'] else 'NOT met'}  " + json.dumps(
+            {a: (round(b, 3) if isinstance(b, float) else b) for a, b in v.items() if a != "ok"}))
+
+
+if __name__ == "__main__":
+    main()
