@@ -87,7 +87,8 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     except OSError as e:
         raise DecodeError(f"cannot read file: {_one_line(e)}") from e
     try:
-        return sf.SoundFile(str(p))
+        # Bytes, not str: libsndfile gets the name as it is on disk, even when it is not UTF-8.
+        return sf.SoundFile(os.fsencode(p))
     except DecodeError:
         raise
     except Exception as e:  # LibsndfileError, RuntimeError, TypeError on odd headers
@@ -96,7 +97,8 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
             raise DecodeError(hint) from e
         reason = _one_line(e)
         # soundfile prefixes the path; the failure report already shows it.
-        reason = reason.replace(f"Error opening {str(p)!r}: ", "")
+        for shown in (repr(str(p)), repr(os.fsencode(p))):
+            reason = reason.replace(f"Error opening {shown}: ", "")
         raise DecodeError(f"not a readable audio file: {reason}") from e
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -144,32 +145,75 @@ class Catalog(TagsMixin):
         self.dialect = engine.dialect.name
         self._local = threading.local()
         self._model: ModelRecord | None = None
+        self.url = str(engine.url)
+        self.read_only = False
 
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> "Catalog":
+    def open(cls, url: str, *, create: bool = True, verify: bool = False) -> "Catalog":
+        """Open (and migrate) a catalog. `verify` runs an integrity check first: writers do,
+        so that a damaged catalog is reported and never written to."""
+        read_only = False
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             if not path.exists():
                 if not create:
                     raise CatalogError(f"no index at {path.parent}; run 'sfx-index build LIBRARY' first")
                 path.parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            read_only = path.exists() and not (os.access(path.parent, os.W_OK) and os.access(path, os.W_OK))
+            if read_only:
+                # WAL needs to write its -shm file; a read-only folder (a library drive, a
+                # snapshot) is opened immutable, for searching only.
+                engine = sa.create_engine(
+                    f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true", connect_args={"check_same_thread": False}
+                )
+            else:
+                engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = sa.create_engine(url, pool_pre_ping=True)
         cat = cls(engine)
+        cat.url = url
+        cat.read_only = read_only
+        with cat.errors():
+            if verify:
+                cat.verify()
+            if read_only:
+                if cat.get_meta("schema_version") is None:
+                    raise CatalogError(f"no catalog at {url}")
+            else:
+                cat._migrate(create)
+        return cat
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Database damage as one CatalogError line instead of a driver traceback."""
         try:
-            cat._migrate(create)
+            yield
         except sa.exc.DatabaseError as exc:
-            if "file is not a database" in str(exc) or "malformed" in str(exc):
+            msg = str(getattr(exc, "orig", exc))
+            if any(s in msg for s in ("not a database", "malformed", "corrupt")):
                 raise CatalogError(
-                    f"the catalog at {url} is corrupt ({exc.orig}); restore it from a backup "
+                    f"the catalog at {self.url} is corrupt ({msg}); restore it from a backup "
                     "or start a new index with --index DIR"
                 ) from None
+            if "readonly" in msg or "read-only" in msg:
+                raise CatalogError(f"the index at {self.url} is read-only: searching works, writing does not") from None
             raise
-        return cat
+
+    def verify(self) -> None:
+        """Raise CatalogError unless the database passes its integrity check (once per process)."""
+        if getattr(self, "_verified", False):
+            return
+        result = self.integrity_check()
+        if result != "ok":
+            first = next((ln for ln in result.splitlines() if ln.strip() and not ln.startswith("***")), result)
+            raise CatalogError(
+                f"the catalog at {self.url} is corrupt (integrity check: {first.strip()[:200]}); restore it "
+                "from a backup or start a new index with --index DIR; nothing was written to it"
+            )
+        self._verified = True
 
     def close(self) -> None:
         self.engine.dispose()
@@ -203,8 +247,11 @@ class Catalog(TagsMixin):
         """'ok' or the first problem SQLite reports (PostgreSQL: always 'ok')."""
         if self.dialect != "sqlite":
             return "ok"
-        with self.engine.connect() as conn:
-            return str(conn.exec_driver_sql("PRAGMA quick_check").scalar())
+        try:
+            with self.engine.connect() as conn:
+                return str(conn.exec_driver_sql("PRAGMA quick_check").scalar())
+        except sa.exc.DatabaseError as exc:
+            return str(getattr(exc, "orig", exc))
 
     # ---------------------------------------------------------------- transactions
 
@@ -744,6 +791,9 @@ class Catalog(TagsMixin):
         return out
 
     def store_text_vectors(self, model_key: str, texts: Sequence[str], vecs: np.ndarray) -> None:
+        if self.read_only:
+            return
+        self.verify()  # a reader's first write checks the catalog first: never write into damage
         t = T["text_vectors"]
         with self.transaction() as conn:
             conn.execute(t.delete().where(t.c.model_key == model_key, t.c.text.in_(list(texts))))

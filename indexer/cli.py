@@ -52,6 +52,12 @@ def model_options(f):
     return f
 
 
+def safe_text(text: str) -> str:
+    from .catalog import safe_text as _safe
+
+    return _safe(text)
+
+
 def settings_from(index_dir=None, db_url=None, model=None, device="auto", precision="auto") -> Settings:
     return Settings(
         index_dir=resolve_index_dir(index_dir), model=resolve_model(model), device=device,
@@ -68,6 +74,16 @@ def user_errors(f):
             return f(*args, **kwargs)
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            # Damage found deep in a query (a corrupt page no check had reached yet).
+            names = [c.__name__ for c in type(exc).__mro__]
+            if "DatabaseError" in names and type(exc).__module__.startswith("sqlalchemy"):
+                msg = str(getattr(exc, "orig", exc))
+                raise click.ClickException(
+                    f"the catalog cannot be read ({msg}); if it is corrupt, restore it from a backup "
+                    "or start a new index with --index DIR"
+                ) from None
+            raise
 
     return wrapper
 
@@ -143,7 +159,7 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
             f"{r.windows} windows embedded in {r.seconds:.1f} s"
         )
         for f in r.failures[:20]:
-            click.echo(f"  failed: {f['path']}: {f['reason']}", err=True)
+            click.echo(f"  failed: {safe_text(f['path'])}: {f['reason']}", err=True)
         if len(r.failures) > 20:
             click.echo(f"  ... and {len(r.failures) - 20} more (sfx-index status)", err=True)
     if report.interrupted:
@@ -177,9 +193,9 @@ def status(index_dir, db_url, as_json, n_failures):
     v = st["vectors"]
     click.echo(f"vectors: {v['kind']} {v['ntotal']} ({v['bytes'] / 1e6:.1f} MB){'' if v['current'] else ' (stale: rebuilt on next use)'}")
     for r in st["roots"]:
-        click.echo(f"root:    {r['path']}  ({r['files']} files)")
+        click.echo(f"root:    {safe_text(r['path'])}  ({r['files']} files)")
     for f in st["failures"]:
-        click.echo(f"failed:  {f['path']}: {f['reason']}")
+        click.echo(f"failed:  {safe_text(f['path'])}: {f['reason']}")
 
 
 @main.command()
@@ -200,6 +216,8 @@ def check(index_dir, db_url, repair, as_json):
     index = Index.open(settings_from(index_dir, db_url))
     try:
         res = index.check(repair=repair)
+        if res.get("corrupt"):
+            raise UserError(res["problems"][0] + "; restore it from a backup or start a new index with --index DIR")
     finally:
         index.close()
     if as_json:
@@ -309,7 +327,7 @@ def relocate(old, new, index_dir, db_url):
     """
     from .index import Index
 
-    index = Index.open(settings_from(index_dir, db_url))
+    index = Index.open(settings_from(index_dir, db_url), verify=True)
     try:
         root = index.catalog.relocate_root(old, new)
     finally:

@@ -13,7 +13,11 @@ def embed_files(settings: Settings, files: list[Path], *, hop_s: float = 10.0, b
     from .audio import DecodeError, iter_windows
     from .clap import ClapEncoder
 
-    encoder = ClapEncoder.load(settings.model, device=settings.device, precision=settings.precision, parts=("audio",))
+    from .pipeline import build_precision
+
+    encoder = ClapEncoder.load(
+        settings.model, device=settings.device, precision=build_precision(settings.precision), parts=("audio",)
+    )
     out = []
     for path in files:
         rows = []

@@ -26,7 +26,8 @@ class Index:
         self._vectors_generation: int | None = None
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, create: bool = False) -> "Index":
+    def open(cls, settings: Settings | None = None, *, create: bool = False, verify: bool = False) -> "Index":
+        """Open the index; writers pass verify=True so a damaged catalog is refused, not written."""
         settings = settings or Settings()
         if create:
             settings.index_dir.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ class Index:
                 f"no index at {settings.index_dir}; run 'sfx-index build LIBRARY' first "
                 "(or point --index / SFX_INDEX_DIR at an existing index)"
             )
-        return cls(settings, Catalog.open(settings.catalog_url, create=create))
+        return cls(settings, Catalog.open(settings.catalog_url, create=create, verify=verify))
 
     def close(self) -> None:
         self.catalog.close()
@@ -147,7 +148,10 @@ class Index:
         problems: list[str] = []
         integrity = self.catalog.integrity_check()
         if integrity != "ok":
-            problems.append(f"catalog integrity: {integrity}")
+            # Nothing else can be trusted, and nothing may be written: report and stop.
+            first = next((ln for ln in integrity.splitlines() if ln.strip() and not ln.startswith("***")), integrity)
+            return {"ok": False, "problems": [f"the catalog is corrupt (integrity check: {first.strip()[:200]})"],
+                    "chunks": 0, "faiss_vectors": 0, "repaired": False, "corrupt": True}
         catalog_ids = set(self.catalog.all_chunk_ids().tolist())
         faiss_ids: set[int] = set()
         if not path.exists():

@@ -27,8 +27,18 @@ class BuildLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "BuildLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            import errno
+
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise UserError(
+                    f"the index folder {self.path.parent} is read-only ({exc.strerror}); searching works, "
+                    "building needs a writable --index"
+                ) from None
+            raise
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         while True:
             try:

@@ -12,7 +12,7 @@ from .locking import BuildLock
 
 
 def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
-    index = Index.open(settings)
+    index = Index.open(settings, verify=True)  # status is where damage should show first
     try:
         cat = index.catalog
         model = cat.get_model()
@@ -49,7 +49,7 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
 
 
 def remove_root(settings: Settings, root: str | Path) -> int:
-    index = Index.open(settings)
+    index = Index.open(settings, verify=True)
     try:
         with BuildLock(settings.index_dir):
             cat = index.catalog
@@ -68,7 +68,7 @@ def remove_root(settings: Settings, root: str | Path) -> int:
 
 def reindex(settings: Settings, *, memory: str | None = None, kind: str | None = None) -> dict:
     """Rebuild the vector index from the catalog under a memory budget; report the choice."""
-    index = Index.open(settings)
+    index = Index.open(settings, verify=True)
     try:
         with BuildLock(settings.index_dir):
             vi = index.rebuild_vectors(save=True, memory=memory, kind=kind)

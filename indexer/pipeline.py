@@ -416,7 +416,7 @@ def build(
             raise UserError(f"'{r}' is not a folder; give the folder that holds your sounds")
     fe_config, fingerprint = clap.load_frontend(settings.model)
     record = ModelRecord.from_fingerprint(fingerprint, _checkpoint_dim(clap, settings.model))
-    index = Index.open(settings, create=True)
+    index = Index.open(settings, create=True, verify=True)
     try:
         with BuildLock(settings.index_dir, wait=wait):
             index.catalog.ensure_model(record)
@@ -431,7 +431,8 @@ def build(
                 index.catalog,
                 vectors,
                 encoder_loader=lambda: clap.ClapEncoder.load(
-                    settings.model, device=settings.device, precision=settings.precision, parts=("audio",)
+                    settings.model, device=settings.device, precision=build_precision(settings.precision),
+                    parts=("audio",),
                 ),
                 fe_config=dict(fe_config),
                 model_record=record,
@@ -532,3 +533,10 @@ def _checkpoint_dim(clap, model: str) -> int:
 
     config = json.loads((clap.resolve_checkpoint(model) / "config.json").read_text())
     return int(config.get("projection_dim", 512))
+
+
+def build_precision(precision: str) -> str:
+    """The audio tower's precision for a build. `auto` is fp32 here: bf16 kernels differ with
+    the batch a window lands in (up to ~2e-3), and a catalog's vectors must not depend on it
+    (invariant 2). bf16 stays available to whoever asks for it (--precision bf16)."""
+    return "fp32" if precision == "auto" else precision

@@ -391,8 +391,14 @@ class VectorIndex:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         os.close(fd)
         try:
-            faiss.write_index(self.index, tmp)
-            _fsync(tmp)
+            # Through Python file I/O: a full disk raises OSError here instead of leaving a
+            # short file that would then be renamed into place.
+            with open(tmp, "wb") as fh:
+                writer = faiss.PyCallbackIOWriter(fh.write)
+                faiss.write_index(self.index, writer)
+                del writer
+                fh.flush()
+                os.fsync(fh.fileno())
             meta = dict(self.meta, ntotal=self.ntotal, tombstones=sorted(self._tomb),
                         index_bytes=os.path.getsize(tmp), index_digest=_digest(tmp),
                         faiss_version=faiss.__version__, saved_at=time.time())

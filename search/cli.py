@@ -8,6 +8,7 @@ other programs. When an audition server runs on the same index, a text query is 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -79,7 +80,7 @@ def emit(results, *, as_json, as_paths, m3u, play, empty_hint="no results") -> N
         click.echo(json.dumps([r.as_json() for r in results], indent=2))
     elif as_paths:
         for r in results:
-            click.echo(r.path)
+            click.echo(os.fsencode(r.path) + b"\n", nl=False)  # the exact bytes of the name, for piping
     else:
         if results:
             click.echo(render.table(results))

@@ -146,7 +146,11 @@ class Library:
         mode: str = "hybrid",
         not_text: str | None = None,
     ) -> list[Result]:
-        text = (text or "").strip()
+        from indexer.catalog import safe_text
+
+        # A non-UTF-8 argv reaches us as lone surrogates: keep what can be read of it.
+        text = safe_text((text or "").strip())
+        not_text = safe_text(not_text) if not_text else not_text
         if not text:
             raise UserError('give a description to search for, e.g. sfx-search "metal scraping in stone room"')
         if len(text) > MAX_QUERY_CHARS:

@@ -19,6 +19,13 @@ def clock(seconds: float | None) -> str:
     return f"{int(h)}:{int(m):02d}:{sec:04.1f}" if h else f"{int(m):02d}:{sec:04.1f}"
 
 
+def shown(path: str) -> str:
+    """A path as text any terminal can print (undecodable bytes as U+FFFD)."""
+    from indexer.catalog import safe_text
+
+    return safe_text(path)
+
+
 def _link(path: str, text: str) -> str:
     """An OSC 8 hyperlink, so that a terminal can open the file on click."""
     if not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
@@ -32,14 +39,14 @@ def table(results) -> str:
     for r in results:
         at = f"{clock(r.offset_s)}-{clock(r.end_s)}"
         head = f"{r.rank:>3}  {r.score:6.3f}  {at:<15}  {clock(r.duration_s):>8}  {r.format:<13}  "
-        lines.append(head + _link(r.path, r.path))
+        lines.append(head + _link(shown(r.path), shown(r.path)))
         extra = r.description or r.ucs
         if r.tags:
             extra = (extra + "  " if extra else "") + "[" + ", ".join(r.tags[:5]) + "]"
         if extra:
             lines.append(" " * len(head) + extra[: max(20, width - len(head))])
         if r.duplicates:
-            lines.append(" " * len(head) + f"(+{len(r.duplicates)} identical: {r.duplicates[0]}{' ...' if len(r.duplicates) > 1 else ''})")
+            lines.append(" " * len(head) + f"(+{len(r.duplicates)} identical: {shown(r.duplicates[0])}{' ...' if len(r.duplicates) > 1 else ''})")
     return "\n".join(lines)
 
 
@@ -48,7 +55,8 @@ def write_m3u(path: str | Path, results) -> None:
     out = ["#EXTM3U"]
     for r in results:
         dur = int(round(r.duration_s or -1))
-        out.append(f"#EXTINF:{dur},{Path(r.path).name} @ {clock(r.offset_s)} (score {r.score:.3f})")
+        out.append(f"#EXTINF:{dur},{shown(Path(r.path).name)} @ {clock(r.offset_s)} (score {r.score:.3f})")
         out.append(f"#EXTVLCOPT:start-time={r.offset_s:.3f}")
         out.append(r.path)
-    Path(path).write_text("\n".join(out) + "\n", encoding="utf-8")
+    # surrogateescape writes an undecodable name back as its original bytes.
+    Path(path).write_text("\n".join(out) + "\n", encoding="utf-8", errors="surrogateescape")

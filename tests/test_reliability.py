@@ -264,11 +264,6 @@ def test_every_bad_file_is_indexed_or_failed_with_reason(bad_build):
     assert "broken symlink" in skipped.get("broken_link.wav", "broken symlink")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="indexer/audio.py _open() passes str(path) to libsndfile, which encodes it as strict "
-    "UTF-8: a name with non-UTF-8 bytes fails with 'surrogates not allowed'; pass os.fsencode(path)",
-)
 def test_non_utf8_names_are_indexed(bad_build):
     settings, root, files, report = bad_build
     rows = _rows_by_rel(settings)
@@ -346,11 +341,6 @@ def test_status_json_and_search_with_odd_names(bad_build):
     assert any("DROP TABLE" in row["path"] for row in json.loads(r.output))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="indexer/cli.py status and search/render.py print paths with click.echo; a non-UTF-8 "
-    "name (lone surrogates) raises UnicodeEncodeError on a UTF-8 stdout; print catalog.safe_text(path)",
-)
 def test_text_output_with_non_utf8_names(bad_build):
     from indexer.cli import main as index_cli
     from search.cli import main as search_cli
@@ -414,12 +404,6 @@ def test_odd_queries_through_library(bad_build):
         assert lib.search("sixteen channels", 3, mode="keyword")[0].path.endswith("sixteen_channels.wav")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search/query.py Library.search passes text with lone surrogates (a non-UTF-8 argv, "
-    "os.fsdecode) to catalog.cached_text_vectors: UnicodeEncodeError traceback; clean the text first "
-    "with indexer.catalog.safe_text (or reject it with a UserError)",
-)
 def test_query_with_undecodable_argv_bytes(bad_build):
     from search.cli import main as search_cli
 
@@ -527,13 +511,6 @@ def test_disk_full_during_build_is_one_clear_line_and_the_index_still_searches(i
         _umount(mnt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="indexer/catalog.py opens SQLite with PRAGMA journal_mode=WAL, which needs the -shm file: "
-    "on a read-only index folder every command fails with 'unable to open database file' (traceback); "
-    "open read-only folders with file:...?mode=ro&immutable=1 (or skip the WAL pragma) and make writes "
-    "there raise CatalogError('the index folder is read-only ...')",
-)
 def test_read_only_index_folder_searches_and_build_says_why(index_copy, tmp_path):
     import shutil
     import subprocess
@@ -620,12 +597,6 @@ def _corrupt_catalog_commands(settings, root):
     return runs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search/query.py Library.text_vectors stores the query's text vector in the catalog even "
-    "when the catalog is corrupt (sfx-search 'noise' writes into it before failing with a "
-    "DatabaseError); check the catalog's integrity on open (see test_corrupt_catalog_is_one_clear_line)",
-)
 def test_corrupt_catalog_is_never_overwritten(index_copy):
     import hashlib
 
@@ -636,14 +607,6 @@ def test_corrupt_catalog_is_never_overwritten(index_copy):
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest, "the corrupt catalog was written to"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a catalog corrupt past its header passes Catalog.open (only _migrate is guarded): check, "
-    "status, build and search then die with sqlalchemy DatabaseError 'database disk image is malformed'; "
-    "Index.open should run catalog.integrity_check() (PRAGMA quick_check) and raise CatalogError, and "
-    "Index.check should report the integrity problem instead of querying chunks; today 'sfx-index build' "
-    "even exits 0 on it ('34 unchanged')",
-)
 def test_corrupt_catalog_is_one_clear_line(index_copy):
     settings, root = index_copy
     _corrupt_catalog(settings)

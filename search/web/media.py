@@ -9,6 +9,8 @@ AIFF therefore costs one small read, and memory stays bounded whatever the file 
 
 from __future__ import annotations
 
+import os
+
 import math
 import re
 import struct
@@ -114,7 +116,7 @@ class VirtualWav:
     @classmethod
     def open(cls, path: str, start_s: float | None, end_s: float | None, *, bits: int = 16,
              keep_channels: bool = False) -> "VirtualWav":
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
         a = 0 if start_s is None else min(frames, max(0, int(math.floor(start_s * sr))))
         b = frames if end_s is None else min(frames, max(a, int(math.ceil(end_s * sr))))
@@ -167,7 +169,7 @@ class VirtualWav:
         skip = (first - len(header)) - f0 * ba
         keep = last - first + 1
         step = max(1, CHUNK_BYTES // ba)
-        with sf.SoundFile(self.path) as f:
+        with sf.SoundFile(os.fsencode(self.path)) as f:
             pos = self.start + f0
             stop = self.start + f1
             if pos:

@@ -50,7 +50,7 @@ def compute_peaks(path: str | os.PathLike, bins: int = BINS) -> np.ndarray:
     hi = np.zeros(bins, np.float32)
     sq = np.zeros(bins, np.float64)
     cnt = np.zeros(bins, np.int64)
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(os.fsencode(path)) as f:
         total = max(1, f.frames)
         pos = 0
         first = np.ones(bins, bool)
