@@ -102,7 +102,9 @@ def write_audio(
         data = SIGNALS[kind](sr, duration, channels=channels, **signal_kw)
     data = np.asarray(data)
     with sf.SoundFile(str(path), "w", samplerate=sr, channels=data.shape[1] if data.ndim == 2 else 1, format=fmt, subtype=subtype) as f:
-        f.write(data)
+        # In blocks: one huge write of a long OGG overflows libvorbis' stack (libsndfile #1095).
+        for i in range(0, len(data), 65536):
+            f.write(data[i : i + 65536])
     return path
 
 
