@@ -164,6 +164,11 @@ class LogMelFrontend:
     # them would need float64, the whole window goes straight to float64 (tonal windows).
     probe_stride = 16
     probe_share = 0.5
+    # torch threads while the frontend runs (restored after; None: leave torch's setting).
+    # Its ops are small (128-frame chunks): with 2 threads on this shared 2-core machine
+    # every op waits for the busier core, measured 20x slower than 1 thread and slower
+    # than the reference. Parallelism belongs across windows (one worker process each).
+    threads: int | None = 1
     # Frames per step: 128 frames of float64 (1 MB) plus their spectrum fit in L2.
     frame_chunk = 128
     # Mel bands per block of the block-sparse filter matmul (see _block_filters).
@@ -243,21 +248,30 @@ class LogMelFrontend:
         x = x.to(torch.float32)
         n_frames = self.num_frames(x.shape[1])
         out = torch.empty(x.shape[0], n_frames, self.n_mels, dtype=torch.float32)
-        with torch.inference_mode():
-            # One window at a time, `frame_chunk` frames at a time, through buffers made
-            # once per call: the frames, spectrum and power of a chunk stay in the L2
-            # cache (measured 25-30% faster than whole windows, whose fresh 4-8 MB
-            # tensors also cost page faults), and a window's result cannot depend on its
-            # neighbours in the batch.
-            bufs = {
-                "pad32": torch.empty(x.shape[1] + self.n_fft, dtype=torch.float32),
-                "pad64": torch.empty(x.shape[1] + self.n_fft, dtype=torch.float64),
-                "frames32": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float32),
-                "frames64": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float64),
-            }
-            for i in range(x.shape[0]):
-                self._log_mel_into(x[i], out[i], bufs)
+        prev_threads = torch.get_num_threads()
+        if self.threads and prev_threads != self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                self._log_mel_batch(x, out)
+        finally:
+            if torch.get_num_threads() != prev_threads:
+                torch.set_num_threads(prev_threads)
         return out
+
+    def _log_mel_batch(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        # One window at a time, `frame_chunk` frames at a time, through buffers made once
+        # per call: the frames, spectrum and power of a chunk stay in the L2 cache
+        # (measured 25-30% faster than whole windows, whose fresh 4-8 MB tensors also cost
+        # page faults), and a window's result cannot depend on its neighbours in the batch.
+        bufs = {
+            "pad32": torch.empty(x.shape[1] + self.n_fft, dtype=torch.float32),
+            "pad64": torch.empty(x.shape[1] + self.n_fft, dtype=torch.float64),
+            "frames32": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float32),
+            "frames64": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float64),
+        }
+        for i in range(x.shape[0]):
+            self._log_mel_into(x[i], out[i], bufs)
 
     def _pad_into(self, x: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
         """Centred reflect padding (numpy "reflect": the edge sample is not repeated)."""

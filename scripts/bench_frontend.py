@@ -7,7 +7,7 @@ both in wall time and in CPU time of the process (less disturbed by other people
 both sides run single-threaded; with more threads it sums them). The load average is printed
 before and after.
 
-    .venv/bin/python scripts/bench_frontend.py [--batch 32] [--repeats 5] [--threads N]
+    .venv/bin/python scripts/bench_frontend.py [--batch 32] [--repeats 5] [--threads N] [--frontend-threads N]
 
 Batches: "real" = windows of the WAVs in ../shared/fixtures/bwf (mono mean, soxr HQ to
 48 kHz, repeat-padded) topped up with coloured noise; "tonal" = loud pure tones and sweeps,
@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    ap.add_argument("--frontend-threads", type=int, default=None,
+                    help="LogMelFrontend.threads (default: its own, 1; 0: use torch's setting as is)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,7 +99,8 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     rng = np.random.default_rng(0)
     batches = {"real": real_batch(args.batch, rng), "tonal": tonal_batch(args.batch, rng)}
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch} x {N} samples, "
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()} (frontend: "
+          f"{args.frontend_threads if args.frontend_threads is not None else LogMelFrontend.threads}), batch {args.batch} x {N} samples, "
           f"repeats {args.repeats}", file=sys.stderr)
 
     load0 = os.getloadavg()
@@ -105,6 +108,8 @@ def main() -> None:
     for truncation in ("fusion", "rand_trunc"):
         fe = ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation=truncation)
         ours = LogMelFrontend.from_feature_extractor(fe)
+        if args.frontend_threads is not None:
+            ours.threads = args.frontend_threads or None
         for name, batch in batches.items():
             as_list = list(batch)
             xt = torch.from_numpy(batch)

@@ -201,3 +201,15 @@ def test_import_does_not_import_transformers():
     code = "import sys, indexer.mel; assert 'transformers' not in sys.modules, 'transformers imported'"
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_runs_single_threaded_and_restores_torch_threads():
+    frontend = LogMelFrontend.from_config(LAION_CONFIG)
+    assert frontend.threads == 1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        frontend(torch.zeros(1, 48_000))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
