@@ -338,6 +338,20 @@ class Catalog(TagsMixin):
     def vector_dtype(self) -> str:
         return self.get_meta("vector_dtype", "float32")
 
+    def ensure_vector_dtype(self, dtype: str) -> None:
+        """How chunk vectors are stored: float32, or float16 at half the size. Chosen when the
+        catalog is new; float16 keeps cosines within ~1e-3 and the exact re-ranking reads it."""
+        if dtype not in ("float32", "float16"):
+            raise UserError("--vector-dtype must be float32 or float16")
+        if dtype == self.vector_dtype:
+            return
+        if self.chunk_count():
+            raise UserError(
+                f"this catalog stores {self.vector_dtype} vectors; the storage type is chosen when an "
+                "index is created (start a new one with --index DIR)"
+            )
+        self.set_meta("vector_dtype", dtype)
+
     # ---------------------------------------------------------------- roots
 
     def add_root(self, path: str | Path) -> Root:

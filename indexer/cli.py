@@ -117,6 +117,8 @@ def main(verbose: int) -> None:
 @click.option("--batch-size", default=16, show_default=True, help="Windows per model call.")
 @click.option("--workers", type=int, default=None, help="Decode processes [default: half the cores].")
 @click.option("--wait", is_flag=True, help="If another build holds the index, wait for it instead of stopping.")
+@click.option("--vector-dtype", type=click.Choice(["float32", "float16"]), default=None,
+              help="How a new catalog stores vectors; float16 halves it [default float32].")
 @click.option(
     "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
     help="Decode and embed on a Ray cluster (pip install 'sfx-index[ray]'): alone, one started on this "
@@ -126,7 +128,8 @@ def main(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, ray_address, as_json, quiet):
+def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, vector_dtype, ray_address,
+          as_json, quiet):
     """Index the sound files under LIBRARY folders (new, changed, moved and deleted files).
 
     A rerun only looks at file sizes and dates; changed files are re-embedded, moved or
@@ -148,7 +151,7 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
                         "folders, or write --ray=local (or --ray=ADDRESS)")
     settings = settings_from(index_dir, db_url, model, device, precision)
     report = run_build(settings, list(library), batch_size=batch_size, workers=workers, progress=not quiet, wait=wait,
-                       ray_address=ray_address)
+                       ray_address=ray_address, vector_dtype=vector_dtype)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

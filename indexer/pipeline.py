@@ -397,6 +397,7 @@ def build(
     file_timeout_s: float = 300.0,
     commit_every_s: float | None = None,
     ray_address: str | None = None,
+    vector_dtype: str | None = None,
 ) -> BuildReport:
     """Index `roots` into the index of `settings`; the library entry point behind `sfx-index build`.
 
@@ -420,6 +421,8 @@ def build(
     try:
         with BuildLock(settings.index_dir, wait=wait):
             index.catalog.ensure_model(record)
+            if vector_dtype:
+                index.catalog.ensure_vector_dtype(vector_dtype)
             vectors = index.vectors()
             generation = index.catalog.generation
             # A run killed after its last commit leaves a stale FAISS file; vectors() caught up in

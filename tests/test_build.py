@@ -219,3 +219,32 @@ def test_reader_catches_up_with_commits_without_a_rebuild(settings, library, mon
     settings.faiss_path.unlink()
     v2 = reader.vectors()
     assert v2.ntotal == n1 + 1 == reader.catalog.counts()["chunks"]
+
+
+def test_float16_catalog_halves_vectors_and_search_reranks_with_them(settings, library):
+    from search.query import Library
+
+    root, files = library
+    _build(settings, [root], vector_dtype="float16")
+    index = Index.open(settings)
+    assert index.catalog.vector_dtype == "float16"
+    row = index.catalog.file_by_path(files["sweep"])
+    chunks, vecs = index.catalog.chunks_for(row.id)
+    assert vecs.dtype == np.float32 and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=2e-3)
+    with pytest.raises(UserError, match="chosen when an index is created"):
+        index.catalog.ensure_vector_dtype("float32")
+    index.close()
+    with Library.from_settings(settings) as lib:
+        assert lib.similar(files["sweep"], n=1)[0].path == str(files["sweep"])
+
+
+def test_a_catalog_newer_than_the_code_is_refused(settings, library):
+    from indexer.catalog import Catalog, CatalogError
+
+    root, _ = library
+    _build(settings, [root])
+    cat = Catalog.open(settings.catalog_url)
+    cat.set_meta("schema_version", "999")
+    cat.close()
+    with pytest.raises(CatalogError, match="newer than this sfx-index"):
+        Catalog.open(settings.catalog_url)
