@@ -480,7 +480,7 @@ def _ray_engines(address, settings, batch_size, workers, progress):
         return None
     from .ray_engine import engine_factory
 
-    return engine_factory(address, model=settings.model, device=settings.device, precision=settings.precision,
+    return engine_factory(address, model=settings.model, device=settings.device, precision=build_precision(settings.precision),
                           batch_size=batch_size, actors=workers, progress=progress)
 
 

@@ -27,6 +27,7 @@ FIXTURES_BWF = SHARED / "fixtures" / "bwf"
 def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SFX_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("SFX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("SFX_NO_SERVER", "1")
     monkeypatch.delenv("SFX_MODEL", raising=False)
