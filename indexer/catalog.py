@@ -632,6 +632,11 @@ class Catalog(TagsMixin):
 
     # ---------------------------------------------------------------- chunks and vectors
 
+    def indexed_file_count(self) -> int:
+        f = T["files"]
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(f).where(f.c.status == "ok")).scalar_one()
+
     def chunk_count(self) -> int:
         with self._read() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(T["chunks"])).scalar_one()

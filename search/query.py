@@ -228,7 +228,9 @@ class Library:
             if len(allowed_chunks) == 0:
                 return []
             total = len(allowed_chunks)
-        k = min(total, max(4 * n, 64))
+        # Enough chunks for n distinct files in one search when files have many windows
+        # (a long take's windows tend to neighbour each other); widened below if still short.
+        k = min(total, max(4 * n * self._windows_per_file(int(vi.ntotal)), 64))
         q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
         while True:
             scores, ids = vi.search(q, k, allowed_ids=allowed_chunks)
@@ -248,6 +250,13 @@ class Library:
         return [(fid, s, cid) for fid, (s, cid) in ranked[:n]]
 
     # ------------------------------------------------------------------ pieces
+
+    def _windows_per_file(self, chunks: int) -> int:
+        gen = self.catalog.generation
+        if getattr(self, "_wpf", (None, 1))[0] != gen:
+            files = max(1, self.catalog.indexed_file_count())
+            self._wpf = (gen, max(1, min(16, round(chunks / files))))
+        return self._wpf[1]
 
     @staticmethod
     def _want(n: int) -> int:
