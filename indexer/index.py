@@ -72,13 +72,20 @@ class Index:
             vi.meta["generation"] = gen
             if vi.needs_retrain():
                 vi = self.rebuild_vectors(save=os.access(path.parent, os.W_OK))
-        vi.rerank = self._exact_vectors
+        vi.rerank = self._exact_vectors(vi)
         self._vectors, self._vectors_generation = vi, gen
         return vi
 
-    def _exact_vectors(self, ids: np.ndarray) -> np.ndarray:
-        """Catalog vectors for re-ranking the candidates of a compressed (SQ/PQ) index."""
-        return self.catalog.vectors_for_chunks(np.asarray(ids).tolist(), missing_ok=True)
+    def _exact_vectors(self, vi):
+        """Where a compressed (SQ/PQ) index re-ranks its candidates: a float16 copy of the
+        vectors beside the FAISS file (written at each rebuild, remade if missing), and the
+        catalog for chunks added since."""
+        if not str(vi.meta.get("kind", "flat")).startswith(("ivf-sq", "ivf-pq")):
+            return None
+        ev = ExactVectors(self.settings.index_dir, self.catalog)
+        if not ev.loaded and os.access(self.settings.index_dir, os.W_OK):
+            ev.write_from_catalog()
+        return ev
 
     def sync_vectors(self, vi) -> tuple[int, int]:
         """Make `vi` hold exactly the catalog's chunks: (added, removed)."""
@@ -99,7 +106,7 @@ class Index:
         The budget and kind (`sfx-index reindex --memory 2G --kind auto`) are recorded in the
         catalog so that every later rebuild, by any process, makes the same choice.
         """
-        from .vectors import DEFAULT_MEMORY, VectorIndex, parse_memory
+        from .vectors import DEFAULT_MEMORY, VectorIndex, parse_memory, plan_index
 
         if memory is not None:
             parse_memory(memory)  # validate before recording
@@ -120,11 +127,15 @@ class Index:
             vecs = np.concatenate([p[1] for p in parts])
         else:
             ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-        vi.rerank = self._exact_vectors
+        plan = plan_index(len(ids), dim, vi.meta["memory"], kind=vi.meta["kind_request"],
+                          exact_threshold=vi.meta["exact_threshold"])
+        if plan["kind"].startswith(("ivf-sq", "ivf-pq")) and os.access(self.settings.index_dir, os.W_OK):
+            ExactVectors(self.settings.index_dir, self.catalog).write(ids, vecs)
         # Tune on the queries people actually ask (cached text vectors) when there are enough:
         # text vectors sit apart from audio vectors, and held-out audio over-states recall.
         queries = self.catalog.sample_text_vectors(500)
         vi.build(ids, vecs, queries=queries if len(queries) >= 50 else None)
+        vi.rerank = self._exact_vectors(vi)
         if save:
             self.save_vectors(vi, gen)
         self._vectors, self._vectors_generation = vi, gen
@@ -181,6 +192,64 @@ class Index:
             "faiss_vectors": len(faiss_ids),
             "repaired": repaired,
         }
+
+
+class ExactVectors:
+    """float16 vectors by chunk id in `exact.f16.npy` / `exact.ids.npy` (memory-mapped).
+
+    Chunk ids are never reused and a chunk's vector never changes, so the copy stays valid
+    for every id it holds; ids added after it was written are read from the catalog.
+    """
+
+    def __init__(self, index_dir, catalog):
+        from pathlib import Path
+
+        self.dir = Path(index_dir)
+        self.catalog = catalog
+        self.ids = self.vecs = None
+        try:
+            self.ids = np.load(self.dir / "exact.ids.npy", mmap_mode="r")
+            self.vecs = np.load(self.dir / "exact.f16.npy", mmap_mode="r")
+            if len(self.ids) != len(self.vecs):
+                self.ids = self.vecs = None
+        except (OSError, ValueError):
+            self.ids = self.vecs = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.ids is not None
+
+    def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        order = np.argsort(ids)
+        for name, arr in (("exact.f16.npy", np.asarray(vecs)[order].astype(np.float16)),
+                          ("exact.ids.npy", np.asarray(ids, np.int64)[order])):
+            tmp = self.dir / (name + ".tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+            os.replace(tmp, self.dir / name)
+        self.__init__(self.dir, self.catalog)
+
+    def write_from_catalog(self) -> None:
+        parts = list(self.catalog.iter_vectors())
+        if parts:
+            self.write(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        dim = self.catalog.get_model().dim
+        out = np.zeros((len(ids), dim), np.float32)
+        found = np.zeros(len(ids), bool)
+        if self.ids is not None and len(self.ids):
+            pos = np.searchsorted(self.ids, ids).clip(0, len(self.ids) - 1)
+            found = self.ids[pos] == ids
+            rows = pos[found]
+            srt = np.argsort(rows)  # memmaps read faster in file order
+            got = np.empty((len(rows), dim), np.float32)
+            got[srt] = self.vecs[rows[srt]]
+            out[found] = got
+        if not found.all():
+            out[~found] = self.catalog.vectors_for_chunks(ids[~found].tolist(), missing_ok=True)
+        return out
 
 
 def _file_generation(path) -> int | None:

@@ -248,3 +248,23 @@ def test_a_catalog_newer_than_the_code_is_refused(settings, library):
     cat.close()
     with pytest.raises(CatalogError, match="newer than this sfx-index"):
         Catalog.open(settings.catalog_url)
+
+
+def test_compressed_index_reranks_from_a_float16_copy_and_matches_exact(settings, library):
+    from indexer.index import ExactVectors
+    from search.query import Library
+
+    root, files = library
+    for i in range(40):
+        audiogen.write_audio(root / "more" / f"n_{i:02d}.wav", audiogen.noise(8000, 0.5, seed=300 + i), 8000)
+    _build(settings, [root])
+    index = Index.open(settings)
+    vi = index.rebuild_vectors(kind="ivf-sq8")
+    ev = ExactVectors(settings.index_dir, index.catalog)
+    assert ev.loaded and len(ev.ids) == index.catalog.chunk_count()
+    ids = index.catalog.all_chunk_ids()[:5]
+    np.testing.assert_allclose(ev(ids), index.catalog.vectors_for_chunks(ids.tolist()), atol=2e-3)
+    assert vi.rerank is not None
+    index.close()
+    with Library.from_settings(settings) as lib:
+        assert lib.similar(files["sweep"], n=1)[0].path == str(files["sweep"])
