@@ -313,7 +313,9 @@ class VectorIndex:
             return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
         kf = p.get("k_factor", 1) if self.rerank is not None else 1
         sel, _parts = self._selector(allowed)
-        kk = k * kf
+        # k_factor was tuned for the top 10: a deep k (search fetches hundreds of chunks to
+        # find n distinct files) needs a margin over k, not k times the factor.
+        kk = min(k * kf, max(2 * k, 10 * kf))
         if kind == "flat":
             D, I = self.index.search(q, kk, params=faiss.SearchParameters(sel=sel) if sel else None)
         elif kind == "hnsw":
