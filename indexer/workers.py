@@ -83,6 +83,7 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
     from .metadata import read_metadata
 
     frontend = LogMelFrontend.from_config(fe_config)
+    frontend.parallel = 1  # this process is already one of several beside the model
     while True:
         try:
             task = tasks.get(timeout=1.0)
