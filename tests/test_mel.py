@@ -24,29 +24,19 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bwf"
 if not FIXTURES.is_dir():
     FIXTURES = Path("/work/shared/fixtures/bwf")
 
-# The laion/clap-htsat-{fused,unfused} preprocessor_config.json (fused; unfused differs in truncation).
-LAION_CONFIG = {
-    "chunk_length_s": 10,
-    "feature_extractor_type": "ClapFeatureExtractor",
-    "feature_size": 64,
-    "fft_window_size": 1024,
-    "frequency_max": 14000,
-    "frequency_min": 50,
-    "hop_length": 480,
-    "max_length_s": 10,
-    "n_fft": 1024,
-    "nb_frequency_bins": 513,
-    "nb_max_frames": 1000,
-    "nb_max_samples": 480000,
-    "padding": "repeatpad",
-    "padding_side": "right",
-    "padding_value": 0.0,
-    "processor_class": "ClapProcessor",
-    "return_attention_mask": False,
-    "sampling_rate": 48000,
-    "top_db": None,
-    "truncation": "fusion",
-}
+# The laion/clap-htsat-{fused,unfused} preprocessor_config.json (fused; unfused differs in
+# truncation): the one scripts/make_random_clap.py writes into every test checkpoint.
+def _laion_config() -> dict:
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_random_clap.py"
+    spec = importlib.util.spec_from_file_location("make_random_clap", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return dict(mod.LAION_PREPROCESSOR_CONFIG)
+
+
+LAION_CONFIG = _laion_config()
 
 
 def repeatpad(x: np.ndarray, n: int = N) -> np.ndarray:
