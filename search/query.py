@@ -333,7 +333,8 @@ class Library:
                 offset_s=ch.start_s if ch else 0.0, end_s=ch.end_s if ch else (f.duration_s or 0.0),
                 duration_s=f.duration_s, file_id=fid, chunk_id=cid, sample_rate=f.sample_rate,
                 channels=f.channels, subtype=f.subtype, container=f.container,
-                description=m.get("bext.description") or m.get("ixml.note") or m.get("info.ICMT") or m.get("tag.title") or None,
+                description=(m.get("bext.description") or m.get("ixml.note") or m.get("info.ICMT")
+                             or m.get("tag.title") or "").strip() or None,
                 ucs=m.get("ucs.fx_name") and f"{m.get('ucs.cat_id')} {m.get('ucs.fx_name')}",
                 tags=list(tags.get(fid, [])),
             )
