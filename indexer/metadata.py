@@ -28,7 +28,6 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
 
 from .config import DATA_DIR
 
