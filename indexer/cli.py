@@ -290,7 +290,7 @@ def remove(root, index_dir, db_url, yes):
 @main.command()
 @index_options
 @click.option("--memory", metavar="SIZE", help="Memory budget for the vector index, e.g. 2G or 512M [default 2G].")
-@click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq"]),
+@click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq", "ivf-pqfs"]),
               help="Force an index kind instead of choosing one under the budget.")
 @click.option("--json", "as_json", is_flag=True)
 @user_errors
@@ -298,7 +298,7 @@ def reindex(index_dir, db_url, memory, kind, as_json):
     """Rebuild the vector index from the catalog, choosing it under a memory budget.
 
     Up to about 200 000 windows the index is exact; beyond, an approximate index (HNSW,
-    IVF-Flat, IVF-PQ with exact re-ranking) is chosen to fit the budget and tuned to a
+    IVF over 4-bit fast-scan codes with exact re-ranking) is chosen to fit the budget and tuned to a
     recall@10 of 0.95. The budget is remembered for later builds.
 
     \b

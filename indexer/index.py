@@ -14,6 +14,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .config import Settings, UserError
+from .vectors import as_float32
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +122,24 @@ class Index:
             memory=self.catalog.get_meta("index_memory", DEFAULT_MEMORY),
             kind=self.catalog.get_meta("index_kind", "auto"),
         )
-        parts = list(self.catalog.iter_vectors())
-        if parts:
-            ids = np.concatenate([p[0] for p in parts])
-            vecs = np.concatenate([p[1] for p in parts])
-        else:
-            ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-        plan = plan_index(len(ids), dim, vi.meta["memory"], kind=vi.meta["kind_request"],
+        n = self.catalog.chunk_count()
+        plan = plan_index(n, dim, vi.meta["memory"], kind=vi.meta["kind_request"],
                           exact_threshold=vi.meta["exact_threshold"])
-        if plan["kind"].startswith(("ivf-sq", "ivf-pq")) and os.access(self.settings.index_dir, os.W_OK):
-            ExactVectors(self.settings.index_dir, self.catalog).write(ids, vecs)
+        writable = os.access(self.settings.index_dir, os.W_OK)
+        if plan["kind"].startswith(("ivf-sq", "ivf-pq")) and writable:
+            # Compressed kinds re-rank against the float16 copy; it is written by streaming
+            # the catalog and the index is built from it, so RAM never holds every vector
+            # (10M x 512 float32 would be 20 GB).
+            ev = ExactVectors(self.settings.index_dir, self.catalog)
+            ev.write_from_catalog()
+            ids, vecs = np.asarray(ev.ids), ev.vecs
+        else:
+            parts = list(self.catalog.iter_vectors())
+            if parts:
+                ids = np.concatenate([p[0] for p in parts])
+                vecs = np.concatenate([p[1] for p in parts])
+            else:
+                ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         # Tune on the queries people actually ask (cached text vectors) when there are enough:
         # text vectors sit apart from audio vectors, and held-out audio over-states recall.
         queries = self.catalog.sample_text_vectors(500)
@@ -221,18 +230,45 @@ class ExactVectors:
 
     def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         order = np.argsort(ids)
-        for name, arr in (("exact.f16.npy", np.asarray(vecs)[order].astype(np.float16)),
-                          ("exact.ids.npy", np.asarray(ids, np.int64)[order])):
-            tmp = self.dir / (name + ".tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr)
-            os.replace(tmp, self.dir / name)
-        self.__init__(self.dir, self.catalog)
+        self._write_parts([(np.asarray(ids, np.int64)[order], np.asarray(vecs)[order])], len(ids),
+                          np.asarray(vecs).shape[1] if len(ids) else self.catalog.get_model().dim)
 
     def write_from_catalog(self) -> None:
-        parts = list(self.catalog.iter_vectors())
-        if parts:
-            self.write(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        """Stream the catalog's vectors (in id order) into the copy, part by part."""
+        model = self.catalog.get_model()
+        if model is None:
+            return
+        self._write_parts(self.catalog.iter_vectors(), self.catalog.chunk_count(), model.dim)
+
+    def _write_parts(self, parts, n: int, dim: int) -> None:
+        names = ("exact.f16.npy", "exact.ids.npy")
+        tmp = {name: self.dir / (name + ".tmp") for name in names}
+        try:
+            vecs = np.lib.format.open_memmap(tmp[names[0]], "w+", np.float16, (n, dim))
+            ids = np.lib.format.open_memmap(tmp[names[1]], "w+", np.int64, (n,))
+            at = 0
+            for part_ids, part_vecs in parts:
+                m = min(len(part_ids), n - at)  # chunks committed meanwhile are read from the catalog
+                ids[at:at + m], vecs[at:at + m] = part_ids[:m], part_vecs[:m]
+                at += m
+            vecs.flush()
+            ids.flush()
+            if at < n:  # chunks removed meanwhile: the files must hold exactly what was read
+                for name, arr, dtype in ((names[0], vecs, np.float16), (names[1], ids, np.int64)):
+                    short = np.lib.format.open_memmap(self.dir / (name + ".short"), "w+", dtype,
+                                                      (at,) + arr.shape[1:])
+                    short[:] = arr[:at]
+                    short.flush()
+                    del short
+                    os.replace(self.dir / (name + ".short"), tmp[name])
+            del vecs, ids
+            for name in names:
+                os.replace(tmp[name], self.dir / name)
+        except BaseException:
+            for path in tmp.values():
+                path.unlink(missing_ok=True)
+            raise
+        self.__init__(self.dir, self.catalog)
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, np.int64)
@@ -245,7 +281,7 @@ class ExactVectors:
             rows = pos[found]
             srt = np.argsort(rows)  # memmaps read faster in file order
             got = np.empty((len(rows), dim), np.float32)
-            got[srt] = self.vecs[rows[srt]]
+            got[srt] = as_float32(self.vecs[rows[srt]])
             out[found] = got
         if not found.all():
             out[~found] = self.catalog.vectors_for_chunks(ids[~found].tolist(), missing_ok=True)

@@ -2,12 +2,19 @@
 
 The catalog holds the truth; this file is a cache of its vectors (DESIGN invariant 1).
 Up to `exact_threshold` vectors the index is exact (IDMap2 over a flat inner-product index).
-Beyond it an approximate index is chosen under a memory budget in the spirit of autofaiss:
-IVF-Flat if it fits, else IVF-SQ8, else IVF-PQ whose top candidates are re-ranked
-against exact vectors the caller feeds (e.g. float16 vectors from the catalog). HNSW is
-available on request (kind="hnsw"); it is not chosen automatically because it cannot
-remove (tombstones instead) and its build is slow on small machines. The search parameters
-are tuned on held-out queries to a recall@10 target and recorded in a JSON sidecar.
+Beyond it the default is IVF over 4-bit fast-scan product codes (`IVF{nlist},PQ{m}x4fs`,
+d/4 bytes a vector at m = d/2), not encoded by residual so that probing every list costs
+no more than one flat scan of the codes: faiss scans a million of them in a few ms with
+SIMD lookup tables. Its top candidates (k x `k_factor`) are re-ranked against exact
+vectors the caller feeds (the float16 copy of the catalog's vectors), so the scores
+returned are exact. The first code size whose index fits the memory budget is taken;
+past a few million vectors the coarse quantizer is an HNSW graph so that assigning
+vectors stays cheap. nprobe and k_factor are tuned on queries (cached text queries when
+there are enough: they sit apart from the audio vectors and a coarse quantizer trained on
+audio routes them poorly) to a recall@10 target and recorded in a JSON sidecar.
+
+IVF-Flat, IVF-SQ8, IVF-PQ (8-bit codes) and HNSW stay available on request (`kind=`);
+HNSW cannot remove (tombstones instead) and its build is slow on small machines.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,37 +76,53 @@ def parse_memory(value: str | int) -> int:
 
 
 def plan_index(n: int, d: int, memory: str | int = DEFAULT_MEMORY, *, kind: str = "auto",
-               exact_threshold: int = DEFAULT_EXACT_THRESHOLD, growth: float = 2.0) -> dict:
-    """Pick the index for n vectors. The budget must hold until the next retrain (growth x n)."""
+               exact_threshold: int = DEFAULT_EXACT_THRESHOLD, growth: float = 1.5) -> dict:
+    """Pick the index for n vectors; it must fit the budget with room to grow (growth x n).
+
+    An index that outgrows its budget later is re-planned (see retrain_reason)."""
     budget = parse_memory(memory)
     cap = int(max(n, 1) * growth)
     nlist = max(16, 2 ** int(math.log2(max(4 * math.sqrt(max(n, 1)), 16))))
     nlist = min(nlist, max(16, 2 ** int(math.log2(max(n // 39, 16)))))  # >= 39 train pts/list
     coarse = nlist * d * 4
+    # Past 4096 lists, assigning millions of vectors to brute-force centroids dominates
+    # the build (10M x 8192 x 512 multiply-adds); an HNSW graph over the centroids does not.
+    ivf = f"IVF{nlist}_HNSW32" if nlist > 4096 else f"IVF{nlist}"
     plans = {
-        "flat": dict(factory="IDMap2,Flat", bytes=cap * (4 * d + 56)),
-        "hnsw": dict(factory="IDMap2,HNSW32,Flat", bytes=cap * (4 * d + 56 + 32 * 8 * 1.1)),
-        "ivf-flat": dict(factory=f"IVF{nlist},Flat", bytes=cap * (4 * d + 56) + coarse, nlist=nlist),
-        "ivf-sq8": dict(factory=f"IVF{nlist},SQ8", bytes=cap * (d + 8) + coarse, nlist=nlist),
+        "flat": dict(factory="IDMap2,Flat", per_vector=4 * d + 56, coarse=0),
+        "hnsw": dict(factory="IDMap2,HNSW32,Flat", per_vector=4 * d + 56 + 32 * 8 * 1.1, coarse=0),
+        "ivf-flat": dict(factory=f"IVF{nlist},Flat", per_vector=4 * d + 56, coarse=coarse),
+        "ivf-sq8": dict(factory=f"IVF{nlist},SQ8", per_vector=d + 8, coarse=coarse),
     }
+    for m in (d // 2, d // 4, d // 8, d // 16):
+        if m >= 8 and d % m == 0:
+            plans[f"ivf-pqfs{m}"] = dict(factory=f"{ivf},PQ{m}x4fs", per_vector=m / 2 + 8,
+                                         coarse=coarse + nlist * 32 * 8)
     for m in (128, 64, 32, 16, 8):
         if d % m == 0:
             # No OPQ rotation: its training takes minutes on a small CPU, and the re-ranking
             # against exact vectors recovers what it would add.
-            plans[f"ivf-pq{m}"] = dict(factory=f"IVF{nlist},PQ{m}np", nlist=nlist, m=m,
-                                       bytes=cap * (m + 8) + coarse)
+            plans[f"ivf-pq{m}"] = dict(factory=f"IVF{nlist},PQ{m}np", m=m, per_vector=m + 8,
+                                       coarse=coarse)
+    for p in plans.values():
+        p["bytes"] = cap * p["per_vector"] + p["coarse"]
+        if p["factory"].startswith("IVF"):
+            p["nlist"] = nlist
+    pqfs = [k for k in plans if k.startswith("ivf-pqfs")]
     if kind == "auto":
         if n <= exact_threshold:
             kind = "flat"
         else:
-            order = ["ivf-flat", "ivf-sq8"] + [k for k in plans if k.startswith("ivf-pq")]
-            fits = [k for k in order if plans[k]["bytes"] <= budget]
+            fits = [k for k in pqfs if plans[k]["bytes"] <= budget]
             if not fits:
-                raise UserError(f"{n} vectors do not fit in {memory} even as {order[-1]}: "
+                raise UserError(f"{n} vectors do not fit in {memory} even as {pqfs[-1]}: "
                                 "raise --memory")
             kind = fits[0]
-    if kind == "ivf-pq":
-        kind = next(k for k in plans if k.startswith("ivf-pq") and plans[k]["bytes"] <= budget)
+    for family in ("ivf-pqfs", "ivf-pq"):
+        if kind == family:
+            fits = [k for k in plans if re.fullmatch(family + r"\d+", k)
+                    and plans[k]["bytes"] <= budget]
+            kind = fits[0] if fits else [k for k in plans if re.fullmatch(family + r"\d+", k)][-1]
     if kind not in plans:
         raise ValueError(f"unknown index kind {kind!r} (one of auto, {', '.join(plans)})")
     return dict(kind=kind, budget=budget, **plans[kind])
@@ -119,8 +143,18 @@ class ArrayRerank:
         rows = self.order[pos]
         srt = np.argsort(rows)  # memmaps read faster in file order
         out = np.empty((len(ids), self.vecs.shape[1]), dtype=np.float32)
-        out[srt] = self.vecs[rows[srt]]
+        out[srt] = as_float32(self.vecs[rows[srt]])
         return out
+
+
+def as_float32(a: np.ndarray) -> np.ndarray:
+    """float16 rows -> float32. numpy converts at ~1 ns an element (3 ms for the 4000
+    candidates a query re-ranks); torch's vectorised cast is several times faster, so it is
+    used when the process has already imported it (the query path has, for the text tower)."""
+    torch = sys.modules.get("torch")
+    if a.dtype == np.float16 and torch is not None and a.size >= 65_536:
+        return torch.from_numpy(np.ascontiguousarray(a)).float().numpy()
+    return np.asarray(a, dtype=np.float32)
 
 
 class VectorIndex:
@@ -150,8 +184,14 @@ class VectorIndex:
         if plan["kind"] == "hnsw":
             hnsw = faiss.downcast_index(self.index.index)
             hnsw.hnsw.efConstruction = 80
+        if plan["kind"].startswith("ivf-pqfs"):
+            # Codes of the vectors themselves, not of residuals: one lookup table a query
+            # serves every list, so probing all lists costs one flat scan of the codes.
+            faiss.extract_index_ivf(self.index).by_residual = False
         self.meta.update(kind=plan["kind"], factory=plan["factory"], params={},
-                         estimated_bytes=int(plan.get("bytes", 0)))
+                         estimated_bytes=int(plan.get("bytes", 0)),
+                         bytes_per_vector=plan.get("per_vector", 0),
+                         coarse_bytes=plan.get("coarse", 0))
         self._tomb = set()
 
     def build(self, ids, vecs, *, queries: np.ndarray | None = None, seed: int = 0,
@@ -169,14 +209,14 @@ class VectorIndex:
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
         if "IVF" in plan["factory"]:
-            ntrain = min(n, max(40 * plan["nlist"], 10_000 if "PQ" in plan["factory"] else 0))
+            ntrain = min(n, max(40 * plan["nlist"], 65_536 if "PQ" in plan["factory"] else 0))
             sample = np.sort(rng.choice(n, ntrain, replace=False))
             train = np.ascontiguousarray(vecs[sample], dtype=np.float32)
             faiss = _faiss()
             ivf = faiss.downcast_index(faiss.extract_index_ivf(self.index))
             ivf.cp.niter = 10
-            if "PQ" in plan["factory"]:  # 64 k-means of 256 centroids: 10k points are plenty
-                ivf.pq.cp.niter, ivf.pq.cp.max_points_per_centroid = 10, 40
+            if "PQ" in plan["factory"]:  # many small k-means (16 or 256 centroids): cheap
+                ivf.pq.cp.niter, ivf.pq.cp.max_points_per_centroid = 10, 4096
             self.index.train(train)
             del train
         for s in range(0, n, _CHUNK):
@@ -198,46 +238,72 @@ class VectorIndex:
         else:
             queries, self_ids = np.asarray(queries, np.float32), None
         truth = _exact_topk(queries, ids, vecs, k, self_ids)
-        if kind == "hnsw":
-            grid = [dict(efSearch=e) for e in (16, 32, 64, 128, 256, 512, 1024)]
-        else:
-            nlist = _faiss().extract_index_ivf(self.index).nlist
-            probes = [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if p < nlist]
-            factors = [1] if kind == "ivf-flat" else [1, 4, 16, 64] if kind == "ivf-sq8" else [4, 16, 64]
-            grid = [dict(nprobe=p, k_factor=f) for f in factors for p in probes + [nlist]]
-        saved_rerank = self.rerank
-        if self.rerank is None and kind.startswith("ivf-") and kind != "ivf-flat":
-            self.rerank = ArrayRerank(ids, vecs)  # tune as the caller will search: re-ranked
-        best, tried, done, last = None, [], set(), {}
-        try:
-            for params in grid:
-                f = params.get("k_factor")
-                if f in done:
-                    continue  # larger nprobe for a factor that reached the target or plateaued
+        target = self.meta["recall_target"]
+        tried: list[dict] = []
+        seen: dict[tuple, float] = {}
+
+        def trial(params: dict) -> float:
+            key = tuple(sorted(params.items()))
+            if key not in seen:
                 self.meta["params"] = params
                 t = time.perf_counter()
                 found = self._search_ids(queries, k + 1)
                 ms = (time.perf_counter() - t) * 1000 / len(queries)
-                r = _recall(found, truth, k, self_ids)
-                tried.append(dict(params, recall=round(r, 4), ms=round(ms, 3)))
-                if r >= self.meta["recall_target"]:
-                    done.add(f)
-                    if best is None or ms < best[2]:
-                        best = (r, params, ms)
-                elif len(last.get(f, [])) >= 2 and r - last[f][-2] < 0.002:
-                    done.add(f)
-                last.setdefault(f, []).append(r)
-        finally:
-            self.rerank = saved_rerank
-        if best is None:  # target out of reach: take the most accurate setting
-            top = max(tried, key=lambda x: x["recall"])
-            best = (top["recall"], {p: top[p] for p in grid[0]}, top["ms"])
+                seen[key] = _recall(found, truth, k, self_ids)
+                tried.append(dict(params, recall=round(seen[key], 4), ms=round(ms, 3)))
+            return seen[key]
+
+        def smallest(options: list[dict]) -> dict | None:
+            """The first option reaching the target (recall grows along the list): bisection."""
+            if trial(options[-1]) < target:
+                return None
+            lo, hi = 0, len(options) - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if trial(options[mid]) >= target:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return options[hi]
+
+        reached: list[dict] = []
+        if kind == "hnsw":
+            found = smallest([dict(efSearch=e) for e in (16, 32, 64, 128, 256, 512, 1024)])
+            reached += [found] if found else []
+        else:
+            nlist = _faiss().extract_index_ivf(self.index).nlist
+            probes = [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if p < nlist] + [nlist]
+            factors = ([1] if kind == "ivf-flat" else [1, 4, 16, 64] if kind == "ivf-sq8"
+                       else [8, 32, 100, 200, 400] if kind.startswith("ivf-pqfs") else [4, 16, 64])
+            saved_rerank = self.rerank
+            if self.rerank is None and kind != "ivf-flat":
+                self.rerank = ArrayRerank(ids, vecs)  # tune as the caller will search: re-ranked
+            try:
+                # The smallest re-ranking depth that reaches the target with every list probed,
+                # then the smallest nprobe for it and for the next depth (deeper re-ranking can
+                # allow fewer probes); the faster of the two wins.
+                for f in factors:
+                    found = smallest([dict(nprobe=p, k_factor=f) for p in probes])
+                    if found:
+                        reached.append(found)
+                    if len(reached) == 2 or reached and found is None:
+                        break
+            finally:
+                self.rerank = saved_rerank
+        ms = {tuple(sorted((a, b) for a, b in t.items() if a not in ("recall", "ms"))): t["ms"]
+              for t in tried}
+        if reached:
+            params = min(reached, key=lambda p: ms[tuple(sorted(p.items()))])
+        else:  # target out of reach: take the most accurate setting
+            top = max(tried, key=lambda x: (x["recall"], -x["ms"]))
+            params = {a: b for a, b in top.items() if a not in ("recall", "ms")}
             log.warning("index %s reaches recall@10 %.3f, below target %.2f",
-                        self.meta["factory"], best[0], self.meta["recall_target"])
-        self.meta.update(recall_at_10=round(best[0], 4), params=best[1], tuning=tried,
-                         rerank=best[1].get("k_factor", 1) > 1,
+                        self.meta["factory"], top["recall"], target)
+        recall = seen[tuple(sorted(params.items()))]
+        self.meta.update(recall_at_10=round(recall, 4), params=params, tuning=tried,
+                         rerank=params.get("k_factor", 1) > 1,
                          tuned_on=dict(queries=len(queries), held_out=held_out))
-        log.info("chose %s %s recall@10=%.3f", self.meta["factory"], best[1], best[0])
+        log.info("chose %s %s recall@10=%.3f", self.meta["factory"], params, recall)
 
     # -- changing -------------------------------------------------------------------------
     def _add_raw(self, ids, vecs) -> None:
@@ -278,6 +344,9 @@ class VectorIndex:
             return f"{n} vectors, less than half the {m['trained_n']} it was trained on"
         if len(self._tomb) > TOMBSTONE_SHARE * self.index.ntotal:
             return f"{len(self._tomb)} removed vectors still in the HNSW graph"
+        per = m.get("bytes_per_vector")
+        if per and m.get("kind_request") == "auto" and n * per + m.get("coarse_bytes", 0) > m["memory"]:
+            return f"{n} vectors outgrow the {m['memory'] / 2**30:.1f} GiB budget as {m['factory']}"
         return None
 
     def needs_retrain(self) -> bool:

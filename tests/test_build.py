@@ -250,7 +250,8 @@ def test_a_catalog_newer_than_the_code_is_refused(settings, library):
         Catalog.open(settings.catalog_url)
 
 
-def test_compressed_index_reranks_from_a_float16_copy_and_matches_exact(settings, library):
+@pytest.mark.parametrize("kind", ["ivf-sq8", "ivf-pqfs"])
+def test_compressed_index_reranks_from_a_float16_copy_and_matches_exact(settings, library, kind):
     from indexer.index import ExactVectors
     from search.query import Library
 
@@ -259,7 +260,8 @@ def test_compressed_index_reranks_from_a_float16_copy_and_matches_exact(settings
         audiogen.write_audio(root / "more" / f"n_{i:02d}.wav", audiogen.noise(8000, 0.5, seed=300 + i), 8000)
     _build(settings, [root])
     index = Index.open(settings)
-    vi = index.rebuild_vectors(kind="ivf-sq8")
+    vi = index.rebuild_vectors(kind=kind)
+    assert vi.meta["kind"].startswith(kind)
     ev = ExactVectors(settings.index_dir, index.catalog)
     assert ev.loaded and len(ev.ids) == index.catalog.chunk_count()
     ids = index.catalog.all_chunk_ids()[:5]

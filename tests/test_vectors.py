@@ -41,10 +41,12 @@ def small():
 
 @pytest.fixture(scope="module")
 def approx():
-    """An IVF index beyond a lowered exact threshold (20k clustered vectors)."""
+    """The default approximate index beyond a lowered exact threshold (20k clustered vectors),
+    re-ranked against float16 copies as Index feeds it."""
     x = clustered(20_000)
     ids = np.arange(20_000, dtype=np.int64) * 2 + 1
-    index = VectorIndex(D, exact_threshold=5_000, memory="64M").build(ids, x)
+    rerank = vectors.ArrayRerank(ids, x.astype(np.float16))
+    index = VectorIndex(D, exact_threshold=5_000, memory="64M", rerank=rerank).build(ids, x)
     return index, ids, x
 
 
@@ -142,15 +144,21 @@ def test_corrupt_or_truncated_file_raises(tmp_path, small):
 
 def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     index, ids, x = approx
-    assert index.meta["kind"] == "ivf-flat" and index.meta["factory"].startswith("IVF")
+    assert index.meta["kind"] == "ivf-pqfs32" and index.meta["factory"].endswith(",PQ32x4fs")
     assert index.meta["recall_at_10"] >= 0.95 and index.meta["tuned_on"]["held_out"]
+    assert index.meta["rerank"] and index.meta["params"]["k_factor"] > 1
     q = clustered(300, draw=99)  # fresh draws from the same mixture
-    truth = brute(q, ids, x, 10)[1]
-    found = index.search(q, 10)[1]
+    truth_s, truth = brute(q, ids, x, 10)
+    scores, found = index.search(q, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
     assert recall >= 0.93  # tuned at 0.95 on other queries; a small sampling margin
+    # re-ranked scores are the exact inner products (of the float16 copies), best first
+    pos = np.searchsorted(ids, found)
+    exact = np.einsum("qd,qkd->qk", q, x.astype(np.float16).astype(np.float32)[pos])
+    np.testing.assert_allclose(scores, exact, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
     index.save(tmp_path / "ivf.faiss")
-    back = VectorIndex.load(tmp_path / "ivf.faiss")
+    back = VectorIndex.load(tmp_path / "ivf.faiss", rerank=index.rerank)
     assert back.meta["params"] == index.meta["params"]
     np.testing.assert_array_equal(back.search(q[:20], 10)[1], found[:20])
 
@@ -179,6 +187,8 @@ def test_ivf_add_remove_and_needs_retrain():
     assert index.needs_retrain() and "twice" in index.retrain_reason()
     assert index.remove(ids2[:7000]) == 7000
     assert index.search(x2[:5], 10)[1].min() >= 2 * 7000 + 1
+    index.meta["memory"] = 100_000  # the data outgrew its budget: re-plan with smaller codes
+    assert "budget" in index.retrain_reason()
     flat = VectorIndex(D, exact_threshold=100).build(ids2[:100], x2[:100])
     assert not flat.needs_retrain()
     flat.add(ids2[100:101], x2[100:101])
@@ -210,8 +220,31 @@ def test_memory_parsing_and_plan():
     with pytest.raises(vectors.UserError):
         parse_memory("lots")
     assert plan_index(100_000, 512)["kind"] == "flat"
-    assert plan_index(400_000, 512, "2G")["kind"] == "ivf-flat"
-    assert plan_index(1_000_000, 512, "2G")["kind"] == "ivf-sq8"
-    assert plan_index(10_000_000, 512, "2G")["factory"].endswith(",PQ64np")
+    one_m = plan_index(1_000_000, 512, "2G")
+    assert one_m["kind"] == "ivf-pqfs256" and one_m["factory"] == "IVF2048,PQ256x4fs"
+    ten_m = plan_index(10_000_000, 512, "2G")
+    assert ten_m["factory"] == "IVF8192_HNSW32,PQ256x4fs" and ten_m["bytes"] <= 2 * 2**30
+    assert plan_index(10_000_000, 512, "1200M")["kind"] == "ivf-pqfs128"  # smaller codes to fit
+    assert plan_index(1_000_000, 512, "2G", kind="ivf-flat")["factory"] == "IVF2048,Flat"
+    assert plan_index(10_000_000, 512, "2G", kind="ivf-pq")["factory"].endswith(",PQ128np")
     with pytest.raises(vectors.UserError):
         plan_index(10_000_000, 512, "100M")
+
+
+def test_exact_copy_streams_and_holds_exactly_what_was_read(tmp_path):
+    from indexer.index import ExactVectors
+
+    rng = np.random.default_rng(4)
+    ids = np.arange(10, 20, dtype=np.int64)
+    v = unit(rng.standard_normal((10, D)))
+    ev = ExactVectors(tmp_path, None)
+    assert not ev.loaded
+    # the catalog counted 12 chunks, then two were removed before they were read
+    ev._write_parts(iter([(ids[:6], v[:6]), (ids[6:], v[6:])]), 12, D)
+    assert ev.loaded and ev.vecs.dtype == np.float16 and len(ev.ids) == len(ev.vecs) == 10
+    np.testing.assert_array_equal(ev.ids, ids)
+    np.testing.assert_allclose(ev.vecs, v, atol=1e-3)
+    # more chunks than counted (committed meanwhile): the copy stops at the count
+    ev._write_parts(iter([(ids, v)]), 7, D)
+    np.testing.assert_array_equal(ev.ids, ids[:7])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exact.f16.npy", "exact.ids.npy"]
