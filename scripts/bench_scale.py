@@ -1,6 +1,10 @@
 """Benchmark the vector index policy at scale on synthetic clustered unit vectors.
 
     python scripts/bench_scale.py --n 1000000 [--queries 200] [--memory 2G] [--dim 512]
+    python scripts/bench_scale.py --n 10000000 --kinds ivf-pqfs --workdir /big/disk/bench10m
+
+With --workdir the float16 vectors, the exact truth and each built index are kept there,
+so a rerun (e.g. on a quieter machine) only measures; build_s is then the first run's.
 
 Vectors are a mixture of gaussian clusters on the sphere (sizes and spreads vary, like
 libraries with many near-duplicate takes and a long tail); queries are fresh draws from the
@@ -9,6 +13,7 @@ results are the truth the others' recall@10 is measured against. Latency is sing
 (one query per call), with all threads (p50_ms, p99_ms) and one thread (*_1t). ram_mb is
 the serialized index size; IVF-PQ re-ranks its candidates against float16 exact vectors
 memory-mapped from disk (as the catalog holds them), reported apart as rerank_disk_mb.
+The default approximate kind (IVF over 4-bit fast-scan PQ codes) re-ranks the same way.
 Timings on a shared machine are noisy: compare lines of the same run, not runs.
 """
 
@@ -86,18 +91,29 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=4000)
     ap.add_argument("--kinds", default="auto",
                     help="comma list of ivf-flat,ivf-sq8,ivf-pq,hnsw or 'auto' (those that fit)")
-    ap.add_argument("--workdir", default=None, help="where float16 vectors are spilled")
+    ap.add_argument("--workdir", default=None,
+                    help="keep float16 vectors, truth and built indexes here for reruns")
     args = ap.parse_args()
     n, d = args.n, args.dim
     threads = len(os.sched_getaffinity(0))
     mix = Mixture(d, args.clusters)
-    tmp = tempfile.mkdtemp(dir=args.workdir)
+    tag = f"n{n}-d{d}-c{args.clusters}"
+    if args.workdir:
+        tmp = os.path.join(args.workdir, tag)
+        os.makedirs(tmp, exist_ok=True)
+    else:
+        tmp = tempfile.mkdtemp()
     t = time.perf_counter()
     # float16 on disk: the catalog's exact copy, used for IVF-PQ re-ranking and, at 10M, for
     # streaming the build (20 GB of float32 would not be held at once).
-    x16 = np.lib.format.open_memmap(os.path.join(tmp, "vecs16.npy"), "w+", np.float16, (n, d))
-    generate(mix, n, x16)
-    x16.flush()
+    vec_path = os.path.join(tmp, "vecs16.npy")
+    if os.path.exists(vec_path + ".done"):
+        x16 = np.load(vec_path, mmap_mode="r")
+    else:
+        x16 = np.lib.format.open_memmap(vec_path, "w+", np.float16, (n, d))
+        generate(mix, n, x16)
+        x16.flush()
+        open(vec_path + ".done", "w").close()
     big = n * d * 4 > 8 * 2**30
     x = x16 if big else np.asarray(x16, dtype=np.float32)
     ids = np.arange(n, dtype=np.int64)
@@ -120,29 +136,43 @@ def main() -> None:
               f" tuned_recall={index.meta.get('recall_at_10', 1.0):.3f}{extra}", flush=True)
         return found
 
+    truth_path = os.path.join(tmp, f"truth-q{len(q)}.npy")
     if n * (4 * d + 56) <= 16 * 2**30:
         flat = VectorIndex(d, kind="flat").build(ids, x)
         truth = report(flat, None)
         del flat
+    elif os.path.exists(truth_path):
+        truth = np.load(truth_path)
+        print(f"# exact reference: kept from an earlier run ({truth_path})", flush=True)
     else:
         from indexer.vectors import _exact_topk
         t = time.perf_counter()
         truth = _exact_topk(q, ids, x, 10)
+        np.save(truth_path, truth)
         print(f"# exact reference by streaming brute force: {time.perf_counter() - t:.1f}s for "
               f"{len(q)} queries (flat index would need {n * d * 4 / 2**30:.0f} GB)", flush=True)
 
     budget = parse_memory(args.memory)
     if args.kinds == "auto":
-        kinds = [k for k in ("ivf-flat", "ivf-sq8", "ivf-pq64") if
-                 plan_index(n, d, budget, kind=k)["bytes"] <= budget]
+        kinds = ["ivf-pqfs"] + [k for k in ("ivf-flat", "ivf-sq8") if
+                                plan_index(n, d, budget, kind=k)["bytes"] <= budget]
         if n <= 300_000:
             kinds.insert(0, "hnsw")
     else:
         kinds = args.kinds.split(",")
     for kind in kinds:
         rerank = ArrayRerank(ids, x16) if "pq" in kind or "sq" in kind else None
-        index = VectorIndex(d, kind=kind, memory=budget, exact_threshold=0, rerank=rerank)
-        index.build(ids, x)
+        saved = os.path.join(tmp, f"{kind}-{budget}.faiss")
+        if args.workdir and os.path.exists(saved):
+            index = VectorIndex.load(saved, mmap=False, rerank=rerank)
+        else:
+            index = VectorIndex(d, kind=kind, memory=budget, exact_threshold=0, rerank=rerank)
+            t = time.perf_counter()
+            index.build(ids, x)
+            print(f"# built {index.meta['factory']} in {time.perf_counter() - t:.0f}s "
+                  f"(tuning included; build_s excludes it)", file=sys.stderr, flush=True)
+            if args.workdir:
+                index.save(saved)
         extra = f" rerank_disk_mb={x16.nbytes / 2**20:.0f}" if index.meta.get("rerank") else ""
         report(index, truth, extra)
         del index
