@@ -10,10 +10,13 @@ transformers' ClapFeatureExtractor computes its log-mel one frame at a time in n
 Precision: a float32 FFT is dB off wherever a band lies ~140 dB under its frame's energy
 (loud pure tones, sweeps, DC, brown noise), because its rounding noise swamps bands the
 float64 reference resolves just above the -100 dB floor. So each window is probed on every
-16th frame: windows where most frames would be affected are computed in float64 throughout
-(the FFT is ~2x dearer, but float32 first would be wasted); the others in float32, with
-the few frames whose predicted error exceeds `guard_db` redone in float64. Either way only
-the window's own samples decide, so a window's output does not depend on its batch.
+32nd frame and takes one of three routes: float32 (most audio); float32 on circularly
+differenced frames, undone in the filters (audio whose energy sits at low frequencies:
+rumble, brown noise; differencing whitens it, so float32 noise no longer swamps its high
+bands); float64 throughout where most frames would fail both (tones, sweeps: the FFT is
+~2x dearer, but float32 first would be wasted). On the float32 routes the few frames whose
+predicted error exceeds `guard_db` are redone in float64. Only the window's own samples
+decide, so a window's output does not depend on its batch.
 
 The two checkpoint families differ only in the filter bank: fused checkpoints
 (truncation "fusion") use HTK-scale filters without normalisation, unfused ones
@@ -155,17 +158,41 @@ class LogMelFrontend:
         # Kept in float64: a window rounded to float32 alone leaks a tone ~140 dB down.
         self._window = torch.from_numpy(np.hanning(self.n_fft + 1)[:-1])
         self._window32 = self._window.to(torch.float32)
+        self._dwindow32 = (self._window - self._window.roll(1)).to(torch.float32)  # w[t] - w[t-1]
+        assert self._window[0] == 0.0  # _diff_frames relies on it
         self._filter_mass = self._filters.sum(0)  # (n_mels,) float32
         self._mel_blocks = self._block_filters(self._filters, self.mel_block)
+        # The differenced route (see _diff_frames): filters divided by |1 - e^(-2 pi i k / n_fft)|^2
+        # undo the difference in power. Bin 0 is lost by differencing: only if no filter uses it.
+        self._diff_blocks = self._diff_mass = None
+        if not filters[0].any():
+            k = np.arange(1, self.n_bins)
+            gain = 4.0 * np.sin(np.pi * k / self.n_fft) ** 2
+            diff_filters = np.zeros((self.n_bins, self.n_mels))
+            diff_filters[1:] = filters[1 : self.n_bins] / gain[:, None]
+            diff_filters = torch.from_numpy(diff_filters.astype(np.float32))
+            # Measured on brown noise, the differenced route's errors run up to ~5x what the
+            # noise model predicts (the plain route's near the guard: ~1x): its check takes a
+            # 16x larger mass (4x the error), which keeps both routes' errors alike (~3e-5 dB).
+            self._diff_mass = diff_filters.sum(0) * 16.0
+            self._diff_blocks = self._block_filters(diff_filters, self.mel_block)
+            # Energy of the differenced frame from the plain spectrum's (re^2, im^2) pairs
+            # (Parseval for a one-sided spectrum: the inner bins count twice).
+            k = np.arange(self.n_fft // 2 + 1)
+            parseval = 4.0 * np.sin(np.pi * k / self.n_fft) ** 2 * np.where((k == 0) | (k == self.n_fft // 2), 1.0, 2.0)
+            self._diff_parseval = torch.from_numpy((np.repeat(parseval, 2) / self.n_fft).astype(np.float32))
         # r such that 10*log10(1 + 2 sqrt(r)) == guard_db
         self._r_max = ((10 ** (self.guard_db / 10) - 1) / 2) ** 2
 
     # Frames whose predicted float32 error exceeds this many dB are redone in float64.
     guard_db = 2e-5
-    # Every probe_stride-th frame is tried in float32 first; if more than probe_share of
-    # them would need float64, the whole window goes straight to float64 (tonal windows).
-    probe_stride = 16
+    # Every probe_stride-th frame is tried on the float32 routes first (plain, then
+    # differenced); the window takes the first route on which at most probe_share of them
+    # would need float64, else goes straight to float64 (tonal windows).
+    probe_stride = 32
     probe_share = 0.5
+    # Force one route for every window: "float32", "diff" or "float64" (tests); None: probe.
+    route: str | None = None
     # torch threads while the frontend runs (restored after; None: leave torch's setting).
     # Its ops are small (128-frame chunks): with 2 threads on this shared 2-core machine
     # every op waits for the busier core, measured 20x slower than 1 thread and slower
@@ -269,12 +296,7 @@ class LogMelFrontend:
         # per call: the frames, spectrum and power of a chunk stay in the L2 cache
         # (measured 25-30% faster than whole windows, whose fresh 4-8 MB tensors also cost
         # page faults), and a window's result cannot depend on its neighbours in the batch.
-        bufs = {
-            "pad32": torch.empty(x.shape[1] + self.n_fft, dtype=torch.float32),
-            "pad64": torch.empty(x.shape[1] + self.n_fft, dtype=torch.float64),
-            "frames32": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float32),
-            "frames64": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float64),
-        }
+        bufs = self._bufs(x.shape[1])
         windows = range(x.shape[0])
         parallel = min(self.parallel or os.cpu_count() or 1, x.shape[0])
         if parallel <= 1:
@@ -286,7 +308,7 @@ class LogMelFrontend:
         from concurrent.futures import ThreadPoolExecutor
 
         def run(part):
-            own = {k: torch.empty_like(v) for k, v in bufs.items()}
+            own = self._bufs(x.shape[1])
             with torch.inference_mode():
                 for i in part:
                     self._log_mel_into(x[i], out[i], own)
@@ -302,54 +324,130 @@ class LogMelFrontend:
         buf[half + n :] = x[n - half - 1 : n - 1].flip(0)
         return buf.unfold(0, self.n_fft, self.hop_length)  # (T, n_fft) view, no copy
 
-    def _mel_power(self, frames: torch.Tensor) -> torch.Tensor:
+    def _mel_power(self, frames: torch.Tensor, blocks: list, out: torch.Tensor | None = None) -> torch.Tensor:
         """Windowed frames (k, n_fft) float32 or float64 -> mel power (k, n_mels) float32."""
         # torch's rfft measured as fast as numpy's and scipy's pocketfft in place (float64)
         # and faster in float32.
-        spec = torch.fft.rfft(frames, dim=-1)[:, : self.n_bins]
-        if spec.dtype != torch.complex64:
-            # The reference stores its spectrum as complex64 too; squaring and summing
+        spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)[:, : self.n_bins])
+        if spec.dtype == torch.float32:
+            pairs = spec.square()
+        else:
+            # Squared in float64, rounded once to float32 (the reference rounds the spectrum
+            # to complex64, then squares in float64: the same to within an ulp). Summing
             # positive float32 values loses nothing near the floor (no cancellation).
-            spec = spec.to(torch.complex64)
-        pairs = torch.view_as_real(spec).flatten(-2).square()  # (k, 2 * n_bins): re^2, im^2
-        mel = torch.empty(frames.shape[0], self.n_mels, dtype=torch.float32)
-        for lo, hi, a, b, block in self._mel_blocks:
-            torch.mm(pairs[:, lo:hi], block, out=mel[:, a:b])
-        return mel
+            pairs = torch.empty(spec.shape, dtype=torch.float32)
+            torch.mul(spec, spec, out=pairs)
+        return self._mel_of_pairs(pairs.flatten(-2), blocks, out)
 
-    def _needs_float64(self, frames32: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    def _mel_of_pairs(self, pairs: torch.Tensor, blocks: list, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(k, >= 2 n_bins) re^2, im^2 pairs -> mel power (k, n_mels) float32."""
+        if out is None:
+            out = torch.empty(pairs.shape[0], self.n_mels, dtype=torch.float32)
+        for lo, hi, a, b, block in blocks:
+            torch.mm(pairs[:, lo:hi], block, out=out[:, a:b])
+        return out
+
+    def _needs_float64(self, energy: torch.Tensor, mel: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
         """Boolean per frame: is the float32 result of this frame possibly > guard_db off?
 
         A float32 FFT adds white noise of about u^2 * sum(frame^2) per bin (u the unit
         roundoff). A band m of power P_m and filter mass W_m then has relative error
         about 2 sqrt(r) with r = u^2 * energy * W_m / P_m. Loud pure tones, sweeps, DC
         and steep (brown) spectra put bands ~140 dB under the frame energy, where this
-        is dB off; noise-like audio rarely needs it.
+        is dB off; noise-like audio rarely needs it. On the differenced route the frame
+        is the difference and W_m the mass of the divided filters: the noise of each
+        bin is divided by the same gain as its power.
         """
-        energy = torch.linalg.vector_norm(frames32, dim=-1).square_()  # (k,)
-        worst = (self._filter_mass / mel.clamp(min=MEL_FLOOR)).amax(-1)  # (k,)
+        worst = (mass / mel.clamp(min=MEL_FLOOR)).amax(-1)  # (k,)
         return worst.mul_(energy).mul_(_EPS32_SQ) > self._r_max
+
+    @staticmethod
+    def _energy(frames: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(frames, dim=-1).square_()
+
+    def _diff_frames(self, frames: torch.Tensor, dframes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Windowed frames (k, n_fft), circularly differenced, in float32: d = v - roll(v, 1), v = w x.
+
+        The DFT of d is V_k (1 - e^(-2 pi i k / n)): exact, undone in power by the divided
+        filters. Audio whose energy sits at low frequencies (rumble, brown noise) is
+        whitened by it: its float32 rounding noise, which follows the frame energy, drops
+        by orders of magnitude while the high bands keep their level.
+
+        v itself is never formed in float32 (its rounding would add back white noise at the
+        level of the whole frame): d[t] = w[t] (x[t] - x[t-1]) + (w[t] - w[t-1]) x[t-1],
+        where both terms are small where d is, with the sample differences `dframes` taken
+        once over the padded signal. d[0] = -w[n-1] x[n-1] (w[0] = 0).
+        """
+        torch.mul(dframes, self._window32, out=out)
+        out[:, 1:].addcmul_(frames[:, :-1], self._dwindow32[1:])
+        torch.mul(frames[:, -1], -self._window32[-1], out=out[:, 0])
+        return out
+
+    def _routes(self, probe: torch.Tensor) -> str:
+        """The route for a window, from a strided view of every probe_stride-th frame."""
+        if self.route is not None:
+            if self.route == "diff" and self._diff_blocks is None:
+                return "float64"
+            return self.route
+        w32 = torch.mul(probe, self._window32)
+        pairs = torch.view_as_real(torch.fft.rfft(w32, dim=-1)).square().flatten(-2)  # all bins
+        mel = self._mel_of_pairs(pairs, self._mel_blocks)
+        if self._needs_float64(self._energy(w32), mel, self._filter_mass).sum().item() <= self.probe_share * len(w32):
+            return "float32"
+        if self._diff_blocks is not None:
+            # The differenced route judged without computing it: the energy of the differenced
+            # frames by Parseval from this spectrum, the band powers as measured here. Where
+            # float32 noise swamps a band here, the measured power is that noise, ~u^2 energy
+            # W_m, and the verdict "needs float64" unless differencing removes ~all the energy.
+            energy = pairs @ self._diff_parseval
+            if self._needs_float64(energy, mel, self._diff_mass).sum().item() <= self.probe_share * len(w32):
+                return "diff"
+        return "float64"
+
+    def _bufs(self, n_samples: int) -> dict[str, torch.Tensor]:
+        n_frames = self.num_frames(n_samples)
+        return {
+            "pad32": torch.empty(n_samples + self.n_fft, dtype=torch.float32),
+            "dpad32": torch.zeros(n_samples + self.n_fft, dtype=torch.float32),
+            "frames32": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float32),
+            "frames64": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float64),
+            "redo": torch.zeros(n_frames, dtype=torch.bool),
+        }
 
     def _log_mel_into(self, x: torch.Tensor, out: torch.Tensor, bufs: dict[str, torch.Tensor]) -> None:
         """One window x (L,) -> out (T, n_mels) in dB."""
-        frames64 = self._pad_into(x, bufs["pad64"])  # views over the padded signal
-        frames32 = self._pad_into(x, bufs["pad32"])
-        # Probe: would most frames need float64 anyway (tones, sweeps, DC)? Then the
-        # float32 pass is wasted work: go straight to float64 for the whole window.
-        probe = torch.mul(frames32[:: self.probe_stride], self._window32)
-        all64 = self._needs_float64(probe, self._mel_power(probe)).float().mean().item() > self.probe_share
+        frames32 = self._pad_into(x, bufs["pad32"])  # (T, n_fft) view over the padded signal
+        # Probe: which route is precise enough for most frames? The float32 ones are cheaper,
+        # but a route on which most frames would be redone in float64 is wasted work.
+        route = self._routes(frames32[:: self.probe_stride])
         n = frames32.shape[0]
+        if route == "float64":
+            for i in range(0, n, self.frame_chunk):
+                j = min(i + self.frame_chunk, n)
+                # float32 samples times the float64 window: exact promotion, product in float64.
+                w64 = torch.mul(frames32[i:j], self._window, out=bufs["frames64"][: j - i])
+                self._mel_power(w64, self._mel_blocks, out=out[i:j])
+            out.clamp_(min=MEL_FLOOR).log10_().mul_(10.0)
+            return
+        if route == "diff":
+            pad, dpad = bufs["pad32"], bufs["dpad32"]
+            torch.sub(pad[1:], pad[:-1], out=dpad[1:])  # x[t] - x[t-1]: exact for neighbours within 2x
+            dframes32 = dpad.unfold(0, self.n_fft, self.hop_length)
+            blocks, mass = self._diff_blocks, self._diff_mass
+        else:
+            blocks, mass = self._mel_blocks, self._filter_mass
+        redo = bufs["redo"][:n]
         for i in range(0, n, self.frame_chunk):
             j = min(i + self.frame_chunk, n)
-            if all64:
-                w64 = torch.mul(frames64[i:j], self._window, out=bufs["frames64"][: j - i])
-                out[i:j] = self._mel_power(w64)
-                continue
-            # Windowing fused with the framing copy, into a buffer that stays in cache.
-            w32 = torch.mul(frames32[i:j], self._window32, out=bufs["frames32"][: j - i])
-            mel = self._mel_power(w32)
-            redo = self._needs_float64(w32, mel).nonzero().flatten()
-            if redo.numel():
-                mel[redo] = self._mel_power(frames64[i:j][redo] * self._window)
-            out[i:j] = mel
+            if route == "diff":
+                w32 = self._diff_frames(frames32[i:j], dframes32[i:j], bufs["frames32"][: j - i])
+            else:  # windowing fused with the framing copy, into a buffer that stays in cache
+                w32 = torch.mul(frames32[i:j], self._window32, out=bufs["frames32"][: j - i])
+            redo[i:j] = self._needs_float64(self._energy(w32), self._mel_power(w32, blocks, out=out[i:j]), mass)
+        # The frames whose float32 result may be off, redone in float64 all at once.
+        redo = redo.nonzero().flatten()
+        for i in range(0, redo.numel(), self.frame_chunk):
+            rows = redo[i : i + self.frame_chunk]
+            w64 = torch.mul(frames32[rows], self._window, out=bufs["frames64"][: rows.numel()])
+            out[rows] = self._mel_power(w64, self._mel_blocks)
         out.clamp_(min=MEL_FLOOR).log10_().mul_(10.0)

@@ -103,17 +103,17 @@ def reference(sigs) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-# "auto" is what runs; the other two force each route for every signal, so that both stay
-# within tolerance whatever the probe decides (float32 + redo must also cope with tones).
-PATHS = {"auto": None, "float32+redo": 2.0, "float64": -1.0}
+# "auto" is what runs; the others force each route for every signal, so that all stay
+# within tolerance whatever the probe decides (float32 + redo must also cope with tones,
+# the differenced route with white noise, whose low bands it amplifies the noise of).
+PATHS = {"auto": None, "float32+redo": "float32", "diff+redo": "diff", "float64": "float64"}
 
 
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("truncation", ["fusion", "rand_trunc"])
 def test_parity_with_clap_feature_extractor(sigs, reference, truncation, path):
     frontend = LogMelFrontend.from_config({**LAION_CONFIG, "truncation": truncation})
-    if PATHS[path] is not None:
-        frontend.probe_share = PATHS[path]
+    frontend.route = PATHS[path]
 
     names = list(sigs)
     got = frontend(torch.from_numpy(np.stack([sigs[k] for k in names])))
@@ -123,6 +123,28 @@ def test_parity_with_clap_feature_extractor(sigs, reference, truncation, path):
         err = np.abs(got[i].numpy().astype(np.float64) - reference[truncation][name]).max()
         assert err < TOL_DB, f"{truncation}/{path}/{name}: max deviation {err:.2e} dB"
     assert (got[names.index("silence")] == -100.0).all()
+
+
+@pytest.mark.parametrize("truncation", ["fusion", "rand_trunc"])
+def test_probe_picks_the_cheapest_precise_route(sigs, truncation):
+    frontend = LogMelFrontend.from_config({**LAION_CONFIG, "truncation": truncation})
+    pad = torch.empty(N + frontend.n_fft)
+    route = {k: frontend._routes(frontend._pad_into(torch.from_numpy(v), pad)[:: frontend.probe_stride])
+             for k, v in sigs.items()}
+    assert route["noise"] == route["clicks"] == "float32"
+    # Energy at the bottom of the spectrum: differencing whitens it enough for float32.
+    assert route["brown"] == "diff"
+    assert route["tone"] == route["sweep"] == "float64"
+
+
+def test_diff_route_needs_a_filter_free_bin_zero():
+    # frequency_min 0: the first filter touches bin 0, which differencing loses.
+    frontend = LogMelFrontend.from_config({**LAION_CONFIG, "frequency_min": 0})
+    if frontend.filters[0].any():
+        assert frontend._diff_blocks is None
+        frontend.route = "diff"
+        assert frontend._routes(torch.zeros(4, frontend.n_fft)) == "float64"
+    assert LogMelFrontend.from_config(LAION_CONFIG)._diff_blocks is not None
 
 
 @pytest.mark.parametrize("truncation", ["fusion", "rand_trunc"])
