@@ -134,6 +134,11 @@ def main() -> None:
     print("|" + "---|" * len(head))
     for tr, name, clock, rb, rm, ob, om, qb, qm, dev in rows:
         print(f"| {tr} | {name} | {clock} | {rb:.1f} | {rm:.1f} | {ob:.1f} | {om:.1f} | {qb:.1f}x | {qm:.1f}x | {dev:.1e} |")
+    for clock in ("wall", "cpu"):
+        sel = [r for r in rows if r[2] == clock]
+        worst = min(sel, key=lambda r: r[8])
+        print(f"ratio, min over batches ({clock}): of medians {worst[8]:.1f}x ({worst[0]}/{worst[1]}), "
+              f"of bests {min(r[7] for r in sel):.1f}x; max |dB dev| {max(r[9] for r in sel):.1e}")
     load1 = os.getloadavg()
     print(f"load average (1, 5, 15 min): before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
           f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f} on {os.cpu_count()} CPUs")
