@@ -330,19 +330,21 @@ class LogMelFrontend:
         buf[half + n :] = x[n - half - 1 : n - 1].flip(0)
         return buf.unfold(0, self.n_fft, self.hop_length)  # (T, n_fft) view, no copy
 
-    def _mel_power(self, frames: torch.Tensor, blocks: list, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Windowed frames (k, n_fft) float32 or float64 -> mel power (k, n_mels) float32."""
-        # torch's rfft measured as fast as numpy's and scipy's pocketfft in place (float64)
-        # and faster in float32.
+    def _mel_power(
+        self, frames: torch.Tensor, blocks: list, out: torch.Tensor | None = None, pairs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Windowed frames (k, n_fft) float32 or float64 -> mel power (k, n_mels) float32.
+
+        `pairs`, if given, is a (>= k, n_bins, 2) float32 buffer for the squares (a fresh
+        one per chunk measured ~5% of a float64 window: allocation and page faults).
+        """
+        # torch's rfft (MKL) measured faster than numpy's and scipy's pocketfft, both precisions.
         spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)[:, : self.n_bins])
-        if spec.dtype == torch.float32:
-            pairs = spec.square()
-        else:
-            # Squared in float64, rounded once to float32 (the reference rounds the spectrum
-            # to complex64, then squares in float64: the same to within an ulp). Summing
-            # positive float32 values loses nothing near the floor (no cancellation).
-            pairs = torch.empty(spec.shape, dtype=torch.float32)
-            torch.mul(spec, spec, out=pairs)
+        pairs = torch.empty(spec.shape, dtype=torch.float32) if pairs is None else pairs[: spec.shape[0]]
+        # Float64 spectra are squared in float64 and rounded once to float32 (the reference
+        # rounds the spectrum to complex64, then squares in float64: the same to within an
+        # ulp). Summing positive float32 values loses nothing near the floor (no cancellation).
+        torch.mul(spec, spec, out=pairs)
         return self._mel_of_pairs(pairs.flatten(-2), blocks, out)
 
     def _mel_of_pairs(self, pairs: torch.Tensor, blocks: list, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -417,6 +419,7 @@ class LogMelFrontend:
             "dpad32": torch.zeros(n_samples + self.n_fft, dtype=torch.float32),
             "frames32": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float32),
             "frames64": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float64),
+            "pairs": torch.empty(self.frame_chunk, self.n_bins, 2, dtype=torch.float32),
             "redo": torch.zeros(n_frames, dtype=torch.bool),
         }
 
@@ -432,7 +435,7 @@ class LogMelFrontend:
                 j = min(i + self.frame_chunk, n)
                 # float32 samples times the float64 window: exact promotion, product in float64.
                 w64 = torch.mul(frames32[i:j], self._window, out=bufs["frames64"][: j - i])
-                self._mel_power(w64, self._mel_blocks, out=out[i:j])
+                self._mel_power(w64, self._mel_blocks, out=out[i:j], pairs=bufs["pairs"])
             out.clamp_(min=MEL_FLOOR).log10_().mul_(10.0)
             return
         if route == "diff":
@@ -449,11 +452,12 @@ class LogMelFrontend:
                 w32 = self._diff_frames(frames32[i:j], dframes32[i:j], bufs["frames32"][: j - i])
             else:  # windowing fused with the framing copy, into a buffer that stays in cache
                 w32 = torch.mul(frames32[i:j], self._window32, out=bufs["frames32"][: j - i])
-            redo[i:j] = self._needs_float64(self._energy(w32), self._mel_power(w32, blocks, out=out[i:j]), mass)
+            mel = self._mel_power(w32, blocks, out=out[i:j], pairs=bufs["pairs"])
+            redo[i:j] = self._needs_float64(self._energy(w32), mel, mass)
         # The frames whose float32 result may be off, redone in float64 all at once.
         redo = redo.nonzero().flatten()
         for i in range(0, redo.numel(), self.frame_chunk):
             rows = redo[i : i + self.frame_chunk]
             w64 = torch.mul(frames32[rows], self._window, out=bufs["frames64"][: rows.numel()])
-            out[rows] = self._mel_power(w64, self._mel_blocks)
+            out[rows] = self._mel_power(w64, self._mel_blocks, pairs=bufs["pairs"])
         out.clamp_(min=MEL_FLOOR).log10_().mul_(10.0)
