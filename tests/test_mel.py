@@ -137,6 +137,29 @@ def test_probe_picks_the_cheapest_precise_route(sigs, truncation):
     assert route["tone"] == route["sweep"] == "float64"
 
 
+def test_diff_frames_are_the_circular_difference_of_the_windowed_frames(sigs):
+    frontend = LogMelFrontend.from_config(LAION_CONFIG)
+    frames = frontend._pad_into(torch.from_numpy(sigs["brown"]), torch.empty(N + frontend.n_fft))[100:164]
+    dframes = torch.zeros(frames.shape)
+    torch.sub(frames[:, 1:], frames[:, :-1], out=dframes[:, 1:])
+    got = frontend._diff_frames(frames, dframes, torch.empty(frames.shape)).double()
+    v = frames.double() * frontend._window
+    want = v - v.roll(1, dims=-1)
+    # Rounded to float32 relative to the difference itself, not to the (much larger) frame:
+    # that is what makes the differenced route precise.
+    err = (got - want).abs().amax(-1) / want.abs().amax(-1)
+    assert float(err.max()) < 1e-6
+    assert float(want.abs().amax() / v.abs().amax()) < 0.1  # brown noise: the difference is small
+
+
+def test_probe_energy_of_the_difference_by_parseval():
+    frontend = LogMelFrontend.from_config(LAION_CONFIG)
+    v = torch.randn(8, frontend.n_fft, dtype=torch.float64) * frontend._window
+    pairs = torch.view_as_real(torch.fft.rfft(v)).square().flatten(-2).float()
+    want = (v - v.roll(1, dims=-1)).square().sum(-1)
+    torch.testing.assert_close((pairs @ frontend._diff_parseval).double(), want, rtol=1e-5, atol=0)
+
+
 def test_diff_route_needs_a_filter_free_bin_zero():
     # frequency_min 0: the first filter touches bin 0, which differencing loses.
     frontend = LogMelFrontend.from_config({**LAION_CONFIG, "frequency_min": 0})
