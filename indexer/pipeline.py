@@ -417,19 +417,24 @@ def build(
             raise UserError(f"'{r}' is not a folder; give the folder that holds your sounds")
     fe_config, fingerprint = clap.load_frontend(settings.model)
     record = ModelRecord.from_fingerprint(fingerprint, _checkpoint_dim(clap, settings.model))
-    index = Index.open(settings, create=True, verify=True)
+    # The integrity check (O(catalog size)) runs beside the walk; the catalog makes the first
+    # write wait for it, so a damaged catalog is still never written to.
+    index = Index.open(settings, create=True)
+    index.catalog.verify_in_background()
     try:
         with BuildLock(settings.index_dir, wait=wait):
             index.catalog.ensure_model(record)
             if vector_dtype:
                 index.catalog.ensure_vector_dtype(vector_dtype)
-            vectors = index.vectors()
             generation = index.catalog.generation
-            # A run killed after its last commit leaves a stale FAISS file; vectors() caught up in
+            # A run killed after its last commit leaves a stale FAISS file; vectors() catches up in
             # memory, so this run must write it even when it changes nothing itself.
             from .index import _file_generation
 
             file_current = settings.faiss_path.exists() and _file_generation(settings.faiss_path) == generation
+            if not file_current:
+                index.catalog.verify()  # vectors() rebuilds from the catalog: not from a damaged one
+            vectors = index.vectors()
             builder = Builder(
                 index.catalog,
                 vectors,
@@ -449,6 +454,7 @@ def build(
             )
             try:
                 report = builder.run(roots)
+                index.catalog.verify()  # a run that wrote nothing still reports a damaged catalog
             except Exception as exc:
                 why = _storage_problem(exc)
                 if why is None:

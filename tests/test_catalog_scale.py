@@ -1,0 +1,127 @@
+"""The catalog paths made fast for million-file libraries keep their answers (bench_catalog.py).
+
+File states and filters read through the driver's cursor, a broad filter's chunk ids come from
+one pass over the chunks table, the walk builds Paths lazily, and the integrity check runs in
+the background of a build or a status, with every write waiting for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.catalog import Catalog, CatalogError, FileInfo, rel_to_db
+from indexer.migrations import tables as T
+from indexer.scan import ScannedFile, scan
+
+BAD_CHECK = "*** in database main ***\nPage 7: btreeInitPage() returns error code 11"
+
+
+@pytest.fixture
+def cat(tmp_path):
+    c = Catalog.open(f"sqlite:///{tmp_path / 'catalog.sqlite'}", create=True)
+    yield c
+    c.close()
+
+
+def _bulk(cat: Catalog, root_id: int, n: int, chunks_per_file: int = 2) -> None:
+    files, chunks, tags = [], [], []
+    cid = 0
+    for i in range(1, n + 1):
+        ext = ("wav", "flac", "aif")[i % 3]
+        files.append(dict(id=i, root_id=root_id, rel=f"d{i % 7}/f{i}.{ext}", size=i, mtime_ns=10 * i,
+                          content_hash=f"{i:032x}", duration_s=float(i % 50), sample_rate=48000, channels=1 + i % 2,
+                          subtype="PCM_16", container=ext.upper(), status="ok" if i % 11 else "failed", indexed_at=0.0))
+        for j in range(chunks_per_file):
+            cid += 1
+            chunks.append(dict(id=cid, file_id=i, idx=j, start_s=10.0 * j, end_s=10.0 * j + 10, vector=b"\0" * 8))
+        if i % 5 == 0:
+            tags.append(dict(file_id=i, label="Door Wood", cat_id="DOORWood", score=0.5, set_name="s",
+                             source="zero-shot"))
+    with cat.transaction() as conn:
+        conn.execute(T["files"].insert(), files)
+        conn.execute(T["chunks"].insert(), chunks)
+        conn.execute(T["tags"].insert(), tags)
+
+
+def test_file_states_match_the_rows_including_names_that_are_not_utf8(cat, tmp_path):
+    root = cat.add_root(tmp_path)
+    odd = os.fsdecode(b"caf\xe9 bad.wav")  # not UTF-8 on disk: stored base64-encoded
+    cat.mark_failed(root.id, odd, "cannot decode", size=5, mtime_ns=7)
+    cat.mark_failed(root.id, "sub/plain.wav", "cannot decode", size=6, mtime_ns=8, content_hash="ab")
+    assert rel_to_db(odd) != odd
+    states = cat.file_states(root.id)
+    assert set(states) == {odd, "sub/plain.wav"}
+    s = states["sub/plain.wav"]
+    assert (s.rel, s.size, s.mtime_ns, s.content_hash, s.status) == ("sub/plain.wav", 6, 8, "ab", "failed")
+    assert states[odd].rel == odd and states[odd].size == 5
+    assert cat.file_states(root.id + 1) == {}
+    with cat.transaction():  # inside a write transaction: read on the same connection
+        assert set(cat.file_states(root.id)) == {odd, "sub/plain.wav"}
+
+
+def test_broad_filter_chunk_ids_agree_with_the_batched_lookup(cat, tmp_path):
+    root = cat.add_root(tmp_path)
+    _bulk(cat, root.id, 24_000)
+    wav = cat.filter_file_ids(exts=("wav",))
+    expect = {i for i in range(1, 24_001) if i % 3 == 0 and i % 11}
+    assert wav == expect
+    many = cat.chunk_ids_for_files(wav)  # > 20 000 files, most of the catalog: one pass
+    assert np.array_equal(many, np.sort(np.concatenate([[2 * i - 1, 2 * i] for i in sorted(wav)])))
+    few = sorted(wav)[:5000]  # the IN-list path
+    assert np.array_equal(cat.chunk_ids_for_files(few), np.sort(np.concatenate([[2 * i - 1, 2 * i] for i in few])))
+    both = cat.filter_file_ids(exts=("wav", "FLAC"), tags=("doorwood",), channels=2, min_duration=10)
+    assert both == {i for i in range(1, 24_001) if i % 3 in (0, 1) and i % 11 and i % 5 == 0 and i % 2 == 1
+                    and i % 50 >= 10}
+
+
+def test_scanned_files_build_their_path_lazily_and_compare_by_value(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.wav").write_bytes(b"12345")
+    [item] = list(scan(tmp_path))
+    st = os.stat(tmp_path / "a" / "x.wav")
+    same = ScannedFile(tmp_path / "a" / "x.wav", "a/x.wav", 5, st.st_mtime_ns)
+    assert item == same and hash(item) == hash(same)
+    assert isinstance(item.path, Path) and item.path == tmp_path / "a" / "x.wav"
+    assert item != ScannedFile(tmp_path / "a" / "x.wav", "a/x.wav", 6, st.st_mtime_ns)
+    assert "a/x.wav" in repr(item)
+
+
+def test_a_write_waits_for_the_background_check_and_is_refused_when_it_fails(cat, tmp_path, monkeypatch):
+    root = cat.add_root(tmp_path)
+    monkeypatch.setattr(Catalog, "integrity_check", lambda self: BAD_CHECK)
+    cat.verify_in_background()
+    assert cat.file_states(root.id) == {}  # reads go on meanwhile
+    with pytest.raises(CatalogError, match="integrity check"):
+        cat.mark_failed(root.id, "x.wav", "why", size=1, mtime_ns=1)
+    with pytest.raises(CatalogError):
+        cat.set_meta("k", "v")  # and every later write too
+    assert cat.file_states(root.id) == {} and cat.get_meta("k") is None
+
+
+def test_background_check_that_passes_lets_writes_through(cat, tmp_path):
+    root = cat.add_root(tmp_path)
+    cat.verify_in_background()
+    cat.mark_failed(root.id, "x.wav", "why", size=1, mtime_ns=1)
+    assert set(cat.file_states(root.id)) == {"x.wav"}
+
+
+def test_noop_build_and_status_still_report_a_failed_check(settings, library, monkeypatch):
+    from click.testing import CliRunner
+
+    from indexer.cli import main
+
+    root, _files = library
+    idx = ["--index", str(settings.index_dir)]
+    r = CliRunner().invoke(main, ["build", str(root), *idx, "--model", settings.model, "-q"])
+    assert r.exit_code == 0, r.output
+    db = settings.index_dir / "catalog.sqlite"
+    before = db.read_bytes()
+    monkeypatch.setattr(Catalog, "integrity_check", lambda self: BAD_CHECK)
+    for args in (["build", str(root), *idx, "--model", settings.model, "-q"], ["status", *idx]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1 and "integrity check" in r.output, (args, r.output)
+    assert db.read_bytes() == before
