@@ -284,10 +284,6 @@ class ClapEncoder:
         if bad:
             raise ValueError(f"unknown parts {sorted(bad)}; use 'audio' and/or 'text'")
         ckpt = resolve_checkpoint(model)
-        if "audio" not in parts:
-            # A query process: on a shared machine, busy-waiting OpenMP threads make a 10 ms
-            # forward take seconds. Read by torch's OpenMP runtime when torch is imported.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         dev = resolve_device(device)
         enc = cls(model, ckpt, dev, resolve_precision(precision, dev))
         _set_threads()

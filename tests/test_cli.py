@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,15 @@ def test_build_status_check_embed_through_the_cli(tmp_path, library, tiny_clap):
     import numpy as np
 
     assert np.load(tmp_path / "v.npy").shape[0] == 1
+
+
+def test_openmp_waits_passively_unless_the_user_says_otherwise():
+    """Busy-waiting OpenMP threads make a query 20x slower on a busy machine; importing
+    either package must choose passive waiting before torch or faiss is loaded."""
+    code = "import search, os, sys; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "False"]
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, OMP_WAIT_POLICY="ACTIVE"),
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "ACTIVE"
