@@ -272,10 +272,17 @@ class Library:
         return ids
 
     def _keyword_files(self, text: str, allowed: set[int] | None, limit: int) -> list[tuple[int, float]]:
-        hits = self.catalog.keyword_search(text, limit=limit * 4 if allowed else limit)
-        if allowed is not None:
-            hits = [h for h in hits if h[0] in allowed]
-        return hits[:limit]
+        if allowed is None:
+            return self.catalog.keyword_search(text, limit=limit)
+        # A filter keeps only some of the best matches (at a million files, a folder's sounds
+        # may all rank below the first few hundred): widen until enough pass or none are left.
+        want = limit * 4
+        while True:
+            hits = self.catalog.keyword_search(text, limit=want)
+            kept = [h for h in hits if h[0] in allowed]
+            if len(kept) >= limit or len(hits) < want:
+                return kept[:limit]
+            want *= 8
 
     def _fuse(self, semantic, keyword, q, not_text) -> list[tuple[int, float, int | None]]:
         """Reciprocal rank fusion of the semantic and keyword file rankings."""

@@ -125,3 +125,35 @@ def test_noop_build_and_status_still_report_a_failed_check(settings, library, mo
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 1 and "integrity check" in r.output, (args, r.output)
     assert db.read_bytes() == before
+
+
+def test_keyword_search_with_a_filter_finds_matches_ranked_below_the_first_few_hundred(tmp_path):
+    from indexer.config import Settings
+    from indexer.index import Index
+    from search.filters import Filters
+    from search.query import Library
+
+    settings = Settings(index_dir=tmp_path / "index", model="unused")
+    lib_root = tmp_path / "lib"
+    lib_root.mkdir()
+    cat = Catalog.open(settings.catalog_url, create=True)
+    root = cat.add_root(lib_root)
+    files, fts = [], []
+    for i in range(1, 601):
+        folder = "a" if i <= 500 else "b"
+        rel = f"{folder}/door {i}.wav"
+        files.append(dict(id=i, root_id=root.id, rel=rel, size=i, mtime_ns=i, content_hash=f"{i:032x}",
+                          duration_s=1.0, sample_rate=48000, channels=1, subtype="PCM_16", container="WAV",
+                          status="ok", indexed_at=0.0))
+        # b's sounds say more than "door": they rank below all of a's.
+        fts.append((i, f"{folder} door {i}" + (" wood creak slam heavy old" if folder == "b" else "")))
+    with cat.transaction() as conn:
+        conn.execute(T["files"].insert(), files)
+        conn.exec_driver_sql("INSERT INTO files_fts(rowid, body) VALUES (?, ?)", fts)
+    cat.close()
+    with Library(Index.open(settings), "unused") as lib:
+        got = lib.search("door", n=30, mode="keyword", filters=Filters(under=str(lib_root / "b")))
+        assert len(got) == 30 and all(Path(r.path).parent == lib_root / "b" for r in got)
+        assert len(lib.search("door", n=30, mode="keyword")) == 30
+        # Every match fails the filter: the widening stops when the matches run out.
+        assert lib.search("creak", n=30, mode="keyword", filters=Filters(under=str(lib_root / "a"))) == []
