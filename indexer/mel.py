@@ -430,7 +430,7 @@ class LogMelFrontend:
             "frames32": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float32),
             "frames64": torch.empty(self.frame_chunk, self.n_fft, dtype=torch.float64),
             "pairs": torch.empty(self.frame_chunk, self.n_bins, 2, dtype=torch.float32),
-            "redo": torch.zeros(n_frames, dtype=torch.bool),
+            "energy": torch.empty(n_frames, dtype=torch.float32),
         }
 
     def _log_mel_into(self, x: torch.Tensor, out: torch.Tensor, bufs: dict[str, torch.Tensor]) -> None:
@@ -454,17 +454,18 @@ class LogMelFrontend:
             blocks, mass = self._diff_blocks, self._diff_mass
         else:
             blocks, mass = self._mel_blocks, self._filter_mass
-        redo = bufs["redo"][:n]
+        energy = bufs["energy"][:n]
         for i in range(0, n, self.frame_chunk):
             j = min(i + self.frame_chunk, n)
             if route == "diff":
                 w32 = self._diff_frames(frames32[i:j], dframes32[i:j], bufs["frames32"][: j - i])
             else:  # windowing fused with the framing copy, into a buffer that stays in cache
                 w32 = torch.mul(frames32[i:j], self._window32, out=bufs["frames32"][: j - i])
-            mel = self._mel_power(w32, blocks, out=out[i:j], pairs=bufs["pairs"])
-            redo[i:j] = self._needs_float64(self._energy(w32), mel, mass)
-        # The frames whose float32 result may be off, redone in float64 all at once.
-        redo = redo.nonzero().flatten()
+            self._mel_power(w32, blocks, out=out[i:j], pairs=bufs["pairs"])
+            torch.linalg.vector_norm(w32, dim=-1, out=energy[i:j])
+        # The frames whose float32 result may be off (judged for the whole window at once:
+        # a few ops instead of a few per chunk), redone in float64 all at once.
+        redo = self._needs_float64(energy.square_(), out, mass).nonzero().flatten()
         for i in range(0, redo.numel(), self.frame_chunk):
             rows = redo[i : i + self.frame_chunk]
             w64 = self._window64(frames32[rows], bufs["frames64"])
