@@ -341,10 +341,15 @@ class LogMelFrontend:
         # torch's rfft (MKL) measured faster than numpy's and scipy's pocketfft, both precisions.
         spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)[:, : self.n_bins])
         pairs = torch.empty(spec.shape, dtype=torch.float32) if pairs is None else pairs[: spec.shape[0]]
-        # Float64 spectra are squared in float64 and rounded once to float32 (the reference
-        # rounds the spectrum to complex64, then squares in float64: the same to within an
-        # ulp). Summing positive float32 values loses nothing near the floor (no cancellation).
-        torch.mul(spec, spec, out=pairs)
+        # A float64 spectrum is rounded to float32 as the reference rounds it (to complex64,
+        # which it then squares in float64: the same to within an ulp), by a conversion copy
+        # and an in-place square (torch runs mixed-dtype ops element by element). Summing
+        # positive float32 values loses nothing near the floor (no cancellation).
+        if spec.dtype == torch.float32:
+            torch.mul(spec, spec, out=pairs)
+        else:
+            pairs.copy_(spec)
+            pairs.square_()
         return self._mel_of_pairs(pairs.flatten(-2), blocks, out)
 
     def _mel_of_pairs(self, pairs: torch.Tensor, blocks: list, out: torch.Tensor | None = None) -> torch.Tensor:
