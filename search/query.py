@@ -282,7 +282,7 @@ class Library:
             kept = [h for h in hits if h[0] in allowed]
             if len(kept) >= limit or len(hits) < want:
                 return kept[:limit]
-            want *= 8
+            want *= 64  # each round scores every match again: few rounds (3 at a million files)
 
     def _fuse(self, semantic, keyword, q, not_text) -> list[tuple[int, float, int | None]]:
         """Reciprocal rank fusion of the semantic and keyword file rankings."""
