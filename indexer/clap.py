@@ -382,26 +382,51 @@ class ClapEncoder:
     def _embed_mel(self, mel, longer):
         import numpy as np
 
+        x = mel[:, None]
         if self.frontend.fused and np.any(longer):
-            x = mel[:, None].expand(-1, 4, -1, -1)
-        else:
-            # A fused model reads channels 1..3 only for clips marked longer; without any, the
-            # first channel alone gives the same numbers at a quarter of the input work.
-            x = mel[:, None]
+            x = x.expand(-1, 4, -1, -1)  # channels 1..3 are read only for the longer windows
         return self._forward_audio(x, longer)
 
     def _forward_audio(self, x, longer):
+        """(n, C, 1001, 64) features -> (n, dim) unit vectors, each window's independent of its batch.
+
+        A fused model reads channels 1..3 only for windows marked longer, so the others run on
+        channel 0 alone and the longer ones on all four, in separate calls. Mixing them in one
+        call changes the numbers of the short ones in bf16: the model's first op, a BatchNorm
+        over the transposed input, takes a channels-last kernel (float math, one rounding) for
+        1 channel and a strided one (bf16 steps) for 4, 1 bf16 ulp apart and ~2e-3 in the
+        vector, so a window's vector would depend on whether its batch held a longer window.
+        Within one kind, batch size, order and torch's thread count change no bit (tests).
+        """
+        import numpy as np
+        import torch
+
+        longer = np.asarray(longer, bool).reshape(-1)
+        n = x.shape[0]
+        if n == 0 or not self.frontend.fused:
+            return self._run_audio(x, longer)
+        if not longer.any():
+            return self._run_audio(x[:, :1], longer)
+        if longer.all():
+            return self._run_audio(x, longer)
+        out = np.empty((n, self.dim), np.float32)
+        for mask, channels in ((~longer, slice(0, 1)), (longer, slice(None))):
+            idx = torch.from_numpy(np.flatnonzero(mask))
+            out[mask] = self._run_audio(x[idx, channels], longer[mask])
+        return out
+
+    def _run_audio(self, x, longer):
+        import numpy as np
         import torch
 
         if x.shape[0] == 0:
-            import numpy as np
             return np.zeros((0, self.dim), np.float32)
         model = self._audio_model()
-        if self.frontend.fused and not longer.any():
-            x = x[:, :1]
         with torch.inference_mode():
+            # contiguous: a channel view of a wider tensor would reach the BatchNorm above
+            # in yet another layout (and kernel).
             out = model(
-                input_features=x.to(self.device, self.dtype),
+                input_features=x.to(self.device, self.dtype).contiguous(),
                 is_longer=torch.as_tensor(longer, device=self.device).reshape(-1, 1),
             ).audio_embeds
             out = torch.nn.functional.normalize(out.float(), dim=-1)

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from indexer.clap import ClapEncoder, ModelLoadError, load_frontend
+from indexer.clap import ClapEncoder, ModelLoadError, cpu_has_fast_bf16, load_frontend
 from indexer.config import UserError
 
 from fixtures_clap import full_checkpoint, tiny_clap, tiny_clap_dirs, tiny_clap_unfused  # noqa: F401
@@ -149,6 +149,84 @@ def test_bf16_stays_close_to_fp32(tiny_clap):
     texts = ["dog barking in a cave", "metal scraping in stone room"]
     assert cos(fp32.embed_text(texts), bf16.embed_text(texts)).min() >= 0.999
     assert bf16.embed_audio(w).dtype == np.float32
+
+
+needs_bf16 = pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no bf16 instructions")
+
+# A window's vector must not depend on its batch, the batch's order, torch's thread count or
+# the run (DESIGN.md invariant 2), in bf16 too: builds use bf16 where the CPU has it.
+_BATCH_SIZES = (1, 2, 3, 5, 7, 8, 13, 16)
+_LONGER = (2, 6, 7)  # windows marked longer (their channels 1..3 are read) among 13
+
+
+def _batch_probe(ckpt, precision):
+    enc = ClapEncoder.load(str(ckpt), device="cpu", precision=precision, parts=("audio",))
+    mel = enc.features(windows(13, seed=11))[0][:, 0]
+    n_real = np.full(13, N)
+    n_real[list(_LONGER)] = N + 1
+    return enc, mel, n_real
+
+
+def _embed_in_batches(enc, mel, n_real, order, size):
+    return np.concatenate([enc.embed_mel(mel[order[i:i + size]], n_real[order[i:i + size]])
+                           for i in range(0, len(order), size)])
+
+
+@pytest.mark.parametrize("precision", [pytest.param("bf16", marks=needs_bf16), "fp32"])
+def test_vectors_do_not_depend_on_the_batch(tiny_clap, precision):
+    """bf16 to the bit. fp32 to ~1e-7 only: MKL's sgemm picks its kernels by the batch's rows
+    (measured up to 1.2e-7 between batch sizes), where oneDNN's bf16 kernels do not."""
+    enc, mel, n_real = _batch_probe(tiny_clap, precision)
+    assert enc.precision == precision
+
+    def same(a, b):
+        return np.array_equal(a, b) if precision == "bf16" else np.allclose(a, b, rtol=0, atol=1e-6)
+
+    alone = np.concatenate([enc.embed_mel(mel[i:i + 1], n_real[i:i + 1]) for i in range(13)])
+    rng = np.random.default_rng(0)
+    for size in _BATCH_SIZES:
+        order = np.arange(13) if size % 2 else rng.permutation(13)
+        got = _embed_in_batches(enc, mel, n_real, order, size)
+        assert same(got, alone[order]), f"batch size {size}"
+    # Short windows alone, beside longer ones, or only with their own kind.
+    short = np.setdiff1d(np.arange(13), _LONGER)
+    assert same(enc.embed_mel(mel[short], n_real[short]), alone[short])
+    longer = np.array(_LONGER)
+    assert same(enc.embed_mel(mel[longer], n_real[longer]), alone[longer])
+    # embed_features and embed_audio take the same routes.
+    feats, is_longer = enc.features(windows(13, seed=11)[:4], n_real[:4])
+    assert same(enc.embed_features(feats, is_longer), alone[:4])
+    enc.batch_size = 3
+    assert same(enc.embed_audio(windows(13, seed=11)[:4], n_real[:4]), alone[:4])
+
+
+@needs_bf16
+def test_bf16_vectors_do_not_depend_on_threads_or_the_run(tiny_clap):
+    import torch
+
+    enc, mel, n_real = _batch_probe(tiny_clap, "bf16")
+    before = torch.get_num_threads()
+    got = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            got[threads] = _embed_in_batches(enc, mel, n_real, np.arange(13), 5)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(got[1], got[2])
+    # A fresh process, on its own thread count and batch size.
+    code = (
+        "import sys, numpy as np, torch; sys.path.insert(0, sys.argv[2]); torch.set_num_threads(1)\n"
+        "from test_clap import _batch_probe, _embed_in_batches\n"
+        "enc, mel, n_real = _batch_probe(sys.argv[1], 'bf16')\n"
+        "np.save(sys.stdout.buffer, _embed_in_batches(enc, mel, n_real, np.arange(13)[::-1], 4)[::-1])\n"
+    )
+    import io
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_clap), str(Path(__file__).parent)],
+                         capture_output=True, check=True)
+    assert np.array_equal(np.load(io.BytesIO(out.stdout)), got[2])
 
 
 # --- text -------------------------------------------------------------------------------------
