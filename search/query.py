@@ -166,7 +166,8 @@ class Library:
             semantic = self.rank_files(q, self._want(n) if mode == "semantic" else max(n * 3, 50), allowed)
         if mode == "semantic":
             return self._results(semantic, n)
-        keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50))
+        # Keyword mode shows n files; hybrid fuses a longer keyword list with the semantic one.
+        keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50), need=n if mode == "keyword" else None)
         if mode == "keyword":
             q = None
             scored = [(fid, s, None) for fid, s in keyword]
@@ -271,16 +272,20 @@ class Library:
             raise UserError(f"no indexed file matches the filters ({filters.describe()})")
         return ids
 
-    def _keyword_files(self, text: str, allowed: set[int] | None, limit: int) -> list[tuple[int, float]]:
+    def _keyword_files(
+        self, text: str, allowed: set[int] | None, limit: int, need: int | None = None
+    ) -> list[tuple[int, float]]:
+        """Up to `limit` keyword matches that pass the filter; at least `need` when there are."""
         if allowed is None:
             return self.catalog.keyword_search(text, limit=limit)
         # A filter keeps only some of the best matches (at a million files, a folder's sounds
         # may all rank below the first few hundred): widen until enough pass or none are left.
+        need = limit if need is None else min(need, limit)
         want = limit * 4
         while True:
             hits = self.catalog.keyword_search(text, limit=want)
             kept = [h for h in hits if h[0] in allowed]
-            if len(kept) >= limit or len(hits) < want:
+            if len(kept) >= need or len(hits) < want:
                 return kept[:limit]
             want *= 64  # each round scores every match again: few rounds (3 at a million files)
 
