@@ -229,6 +229,15 @@ def test_bf16_vectors_do_not_depend_on_threads_or_the_run(tiny_clap):
     assert np.array_equal(np.load(io.BytesIO(out.stdout)), got[2])
 
 
+def test_builds_resolve_auto_precision_like_the_encoder(tiny_clap):
+    from indexer.clap import resolve_precision
+    from indexer.pipeline import build_precision
+
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision=build_precision("auto"), parts=())
+    assert enc.precision == resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert [build_precision(p) for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+
+
 # --- text -------------------------------------------------------------------------------------
 
 def test_text_equals_get_text_features(tiny_clap):
