@@ -93,8 +93,8 @@ def sfx_index_cmd() -> list[str]:
 
 def build_env(model: Path) -> dict[str, str]:
     env = dict(os.environ)
-    # fp32: bf16 vectors depend on the batch a window lands in (~1e-3), which differs between any
-    # two runs, killed or not; fp32 makes "equals the uninterrupted build" exact.
+    # fp32 by default so that "equals the uninterrupted build" is exact on any CPU; bf16 builds
+    # are batch-independent too since 2d0c29a (CRASH_PRECISION=bf16 to try them).
     env.update(SFX_MODEL=str(model), HF_HUB_OFFLINE="1", SFX_COMMIT_EVERY_S="0", OMP_NUM_THREADS="1",
                SFX_PRECISION=os.environ.get("CRASH_PRECISION", "fp32"),
                SFX_NO_SERVER="1", PYTHONUNBUFFERED="1")
