@@ -722,6 +722,33 @@ class Catalog(TagsMixin):
                     out[r[0]] = ChunkRow(*r)
         return out
 
+    def chunk_files(self, ids: Iterable[int]) -> dict[int, int]:
+        """chunk id -> file id for the chunks that exist (a light chunks_by_ids)."""
+        ids = [int(i) for i in ids]
+        c = T["chunks"]
+        out: dict[int, int] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 900):
+                q = sa.select(c.c.id, c.c.file_id).where(c.c.id.in_(ids[i : i + 900]))
+                out.update((r[0], r[1]) for r in conn.execute(q))
+        return out
+
+    def chunk_vectors_for_files(self, file_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(chunk ids, their file ids, their vectors float32) of every chunk of the files."""
+        fids = sorted({int(f) for f in file_ids})
+        c = T["chunks"]
+        model = self.get_model()
+        dim = model.dim if model else 0
+        rows: list = []
+        with self._read() as conn:
+            for i in range(0, len(fids), 900):
+                rows += conn.execute(
+                    sa.select(c.c.id, c.c.file_id, c.c.vector).where(c.c.file_id.in_(fids[i : i + 900]))
+                ).all()
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        owners = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+        return ids, owners, decode_vectors([r[2] for r in rows], dim)
+
     def chunks_for(self, file_id: int) -> tuple[list[ChunkRow], np.ndarray]:
         c = T["chunks"]
         model = self.get_model()

@@ -280,9 +280,12 @@ class ExactVectors:
             found = self.ids[pos] == ids
             rows = pos[found]
             srt = np.argsort(rows)  # memmaps read faster in file order
-            got = np.empty((len(rows), dim), np.float32)
-            got[srt] = as_float32(self.vecs[rows[srt]])
-            out[found] = got
+            if found.all():  # the usual case: one scatter straight into the result
+                out[srt] = as_float32(self.vecs[rows[srt]])
+            else:
+                got = np.empty((len(rows), dim), np.float32)
+                got[srt] = as_float32(self.vecs[rows[srt]])
+                out[found] = got
         if not found.all():
             out[~found] = self.catalog.vectors_for_chunks(ids[~found].tolist(), missing_ok=True)
         return out

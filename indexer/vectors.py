@@ -417,8 +417,9 @@ class VectorIndex:
         uniq, inv = np.unique(cand[valid], return_inverse=True)
         vecs = np.asarray(self.rerank(uniq), dtype=np.float32)
         scores = np.full(cand.shape, -np.inf, np.float32)
-        rows = np.nonzero(valid)[0]
-        scores[valid] = np.einsum("ij,ij->i", q[rows], vecs[inv])
+        # One product of the distinct candidates with every query, then a gather: no copy
+        # of a vector per (query, candidate) pair.
+        scores[valid] = (vecs @ q.T)[inv.ravel(), np.nonzero(valid)[0]]
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1)
 

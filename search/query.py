@@ -236,14 +236,21 @@ class Library:
         while True:
             scores, ids = vi.search(q, k, allowed_ids=allowed_chunks)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            rows = self.catalog.chunks_by_ids([i for i, _ in pairs])
+            # Walk the chunks best first and look up their files a slice at a time: a file's
+            # first chunk is its best, and once n files are seen no other file can rank above
+            # them, so the rest of the list need not be read from the catalog.
             best: dict[int, tuple[float, int]] = {}
-            for cid, s in pairs:
-                row = rows.get(cid)
-                if row is None:  # FAISS ahead of this reader's view of the catalog
-                    continue
-                if row.file_id not in best or s > best[row.file_id][0]:
-                    best[row.file_id] = (s, cid)
+            at, step = 0, max(self._chunk_step, 4 * n)
+            while at < len(pairs) and len(best) < n:
+                part = pairs[at:at + step]
+                rows = self.catalog.chunk_files([i for i, _ in part])
+                for cid, s in part:
+                    fid = rows.get(cid)
+                    if fid is None:  # FAISS ahead of this reader's view of the catalog
+                        continue
+                    if fid not in best:
+                        best[fid] = (s, cid)
+                at, step = at + len(part), step * 4
             if len(best) >= n or k >= total:
                 break
             k = min(total, k * 4)
@@ -251,6 +258,8 @@ class Library:
         return [(fid, s, cid) for fid, (s, cid) in ranked[:n]]
 
     # ------------------------------------------------------------------ pieces
+
+    _chunk_step = 64  # chunks whose files are looked up at a time (grows x4), see rank_files
 
     def _windows_per_file(self, chunks: int) -> int:
         gen = self.catalog.generation
@@ -312,13 +321,17 @@ class Library:
         return out
 
     def _best_chunks(self, q: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
-        out = {}
-        for fid in file_ids:
-            chunks, vecs = self.catalog.chunks_for(fid)
-            if len(vecs):
-                s = vecs @ q
-                i = int(np.argmax(s))
-                out[fid] = (float(s[i]), chunks[i].id)
+        """Each file's best chunk and its score against q (one catalog read for all files)."""
+        chunk_ids, owners, vecs = self.catalog.chunk_vectors_for_files(file_ids)
+        out: dict[int, tuple[float, int]] = {}
+        if not len(chunk_ids):
+            return out
+        scores = vecs @ np.asarray(q, np.float32).ravel()
+        order = np.lexsort((chunk_ids, -scores))  # best first; ties to the earlier chunk
+        for i in order.tolist():
+            fid = int(owners[i])
+            if fid not in out:
+                out[fid] = (float(scores[i]), int(chunk_ids[i]))
         return out
 
     def _results(self, scored: list[tuple[int, float | None, int | None]], n: int) -> list[Result]:

@@ -61,6 +61,42 @@ def test_ranking_equals_brute_force_for_random_queries(built):
             np.testing.assert_allclose([s for _, s, _ in got], [s for _, s in want], atol=1e-5)
 
 
+def test_ranking_reads_files_a_slice_at_a_time_and_stays_exact(built, monkeypatch):
+    settings, _, _ = built
+    rng = np.random.default_rng(1)
+    with Library.from_settings(settings) as lib:
+        monkeypatch.setattr(lib, "_chunk_step", 1)  # slices of 4n chunks, then x4: many slices
+        calls = []
+        real = lib.catalog.chunk_files
+        monkeypatch.setattr(lib.catalog, "chunk_files", lambda ids: calls.append(len(ids)) or real(ids))
+        n_files = lib.catalog.indexed_file_count()
+        for n in (1, 2, 3, n_files):
+            q = rng.standard_normal(lib.dim).astype(np.float32)
+            q /= np.linalg.norm(q)
+            calls.clear()
+            got = sorted(lib.rank_files(q, n), key=lambda t: (-round(t[1], 5), t[0]))
+            want = _brute_force(lib, q, n)
+            assert [f for f, _, _ in got] == [f for f, _ in want]
+            assert 1 <= calls[0] <= 4 * n
+            if n == 1:  # the best chunk's file is known after the first slice: nothing more read
+                assert calls == [4] and lib.catalog.chunk_count() > 4
+
+
+def test_best_chunk_of_keyword_only_files_equals_a_per_file_scan(built):
+    settings, _, _ = built
+    with Library.from_settings(settings) as lib:
+        q = np.random.default_rng(2).standard_normal(lib.dim).astype(np.float32)
+        fids = sorted({fid for fid, _ in _brute_force(lib, q, 10_000)})  # every file with chunks
+        got = lib._best_chunks(q, fids + [10**9])  # an unknown file is simply absent
+        assert set(got) == set(fids)
+        for fid in fids:
+            chunks, vecs = lib.catalog.chunks_for(fid)
+            s = vecs @ q
+            i = int(np.argmax(s))
+            assert got[fid][1] == chunks[i].id
+            assert abs(got[fid][0] - float(s[i])) < 1e-5
+
+
 def test_text_search_is_exact_and_returns_n_distinct_files(built):
     settings, _, _ = built
     with Library.from_settings(settings) as lib:
