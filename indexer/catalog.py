@@ -241,8 +241,14 @@ class Catalog(TagsMixin):
         thread.start()
 
     def close(self) -> None:
+        written = True
+        if self.__dict__.get("_pending_text") and "_damage" not in self.__dict__:
+            try:
+                written = self._flush_text_vectors(wait=0.5)
+            except (CatalogError, sa.exc.SQLAlchemyError) as exc:
+                log.debug("text vectors not cached: %s", exc)
         pending = self.__dict__.pop("_verifying", None)
-        if pending is not None:
+        if pending is not None and written:  # else the check is left to die with the process
             pending[0].join()
         self.engine.dispose()
 
@@ -892,19 +898,38 @@ class Catalog(TagsMixin):
         return out
 
     def store_text_vectors(self, model_key: str, texts: Sequence[str], vecs: np.ndarray) -> None:
+        """Cache text vectors. A reader's first write waits for the catalog's integrity check
+        (never write into damage), which is O(catalog size): seconds at a million files. So
+        the query does not wait for it: the check runs in the background and the vectors are
+        written once it has passed (at a later query, or at close if it is done by then;
+        a one-shot query on a huge catalog may leave them unwritten: it is only a cache)."""
         if self.read_only:
             return
-        self.verify()  # a reader's first write checks the catalog first: never write into damage
+        self.__dict__.setdefault("_pending_text", []).append(
+            (model_key, list(texts), np.asarray(vecs, np.float32)))
+        self._flush_text_vectors(wait=0.2)
+
+    def _flush_text_vectors(self, wait: float) -> bool:
+        """Write the pending text vectors if the catalog is verified within `wait` seconds."""
+        pending = self.__dict__.get("_pending_text")
+        if not pending:
+            return True
+        if not getattr(self, "_verified", False):
+            self.verify_in_background()
+            checking = self.__dict__.get("_verifying")
+            if checking is not None:
+                checking[0].join(wait)
+                if checking[0].is_alive():
+                    return False
+            self.verify()  # raises CatalogError on damage: nothing is written
         t = T["text_vectors"]
         with self.transaction() as conn:
-            conn.execute(t.delete().where(t.c.model_key == model_key, t.c.text.in_(list(texts))))
-            conn.execute(
-                t.insert(),
-                [
-                    {"model_key": model_key, "text": s, "vector": np.asarray(v, np.float32).tobytes()}
-                    for s, v in zip(texts, vecs)
-                ],
-            )
+            for model_key, texts, vecs in pending:
+                conn.execute(t.delete().where(t.c.model_key == model_key, t.c.text.in_(texts)))
+                conn.execute(t.insert(), [{"model_key": model_key, "text": s, "vector": v.tobytes()}
+                                          for s, v in zip(texts, vecs)])
+        pending.clear()
+        return True
 
     # ---------------------------------------------------------------- reports
 

@@ -157,3 +157,45 @@ def test_keyword_search_with_a_filter_finds_matches_ranked_below_the_first_few_h
         assert len(lib.search("door", n=30, mode="keyword")) == 30
         # Every match fails the filter: the widening stops when the matches run out.
         assert lib.search("creak", n=30, mode="keyword", filters=Filters(under=str(lib_root / "a"))) == []
+
+
+def test_text_vectors_of_a_reader_wait_for_the_check_without_holding_up_the_query(tmp_path, monkeypatch):
+    import threading
+
+    path = tmp_path / "catalog.sqlite"
+    Catalog.open(f"sqlite:///{path}", create=True).close()
+    reader = Catalog.open(f"sqlite:///{path}", create=False)
+    release = threading.Event()
+    verdict = ["ok"]
+
+    def slow_check():  # a huge catalog: the check outlasts the query
+        release.wait(30)
+        return verdict[0]
+
+    monkeypatch.setattr(reader, "integrity_check", slow_check)
+    a, b = np.ones((1, 4), np.float32), np.full((1, 4), 2.0, np.float32)
+    reader.store_text_vectors("m", ["rain"], a)  # returns while the check runs
+    assert reader.cached_text_vectors("m", ["rain"]) == {}
+    release.set()
+    reader.store_text_vectors("m", ["wind"], b)  # the check has passed: both are written
+    got = reader.cached_text_vectors("m", ["rain", "wind"])
+    assert set(got) == {"rain", "wind"} and (got["wind"] == 2.0).all()
+    reader.close()
+
+    # a check still running at close: the process does not wait for it, nothing is written
+    reader = Catalog.open(f"sqlite:///{path}", create=False)
+    release.clear()
+    monkeypatch.setattr(reader, "integrity_check", slow_check)
+    reader.store_text_vectors("m", ["thunder"], a)
+    reader.close()
+    release.set()
+    # a check that fails: the pending vectors are dropped with a one-line error, never written
+    reader = Catalog.open(f"sqlite:///{path}", create=False)
+    verdict[0] = BAD_CHECK
+    monkeypatch.setattr(reader, "integrity_check", slow_check)
+    with pytest.raises(CatalogError, match="corrupt"):
+        reader.store_text_vectors("m", ["hail"], a)
+    reader.close()
+    check = Catalog.open(f"sqlite:///{path}", create=False)
+    assert set(check.cached_text_vectors("m", ["rain", "wind", "thunder", "hail"])) == {"rain", "wind"}
+    check.close()
