@@ -20,10 +20,11 @@ def clock(seconds: float | None) -> str:
 
 
 def shown(path: str) -> str:
-    """A path as text any terminal can print (undecodable bytes as U+FFFD)."""
-    from indexer.catalog import safe_text
+    """A path as text any terminal can print (undecodable bytes as U+FFFD).
 
-    return safe_text(path)
+    (indexer.catalog.safe_text, written out here: the hand-off to a server renders rows and
+    must not import the catalog and SQLAlchemy, 0.4 s of a 0.7 s answer.)"""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if path else path
 
 
 def _link(path: str, text: str) -> str:

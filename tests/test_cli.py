@@ -117,3 +117,15 @@ def test_openmp_waits_passively_unless_the_user_says_otherwise():
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, OMP_WAIT_POLICY="ACTIVE"),
                          capture_output=True, text=True, check=True)
     assert out.stdout.split()[:2] == ["ACTIVE", "None"]
+
+
+def test_rendering_results_imports_neither_sqlalchemy_nor_torch():
+    """The hand-off to a running server renders rows in a process that must stay light."""
+    code = ("import sys; from search import render; from search.results import Result; "
+            "r = Result(rank=1, path='/x/\\udcff.wav', score=0.5, offset_s=0.0, end_s=1.0, duration_s=1.0, "
+            "file_id=1, chunk_id=1, sample_rate=48000, channels=1, subtype='PCM_16', container='WAV'); "
+            "print(render.shown(r.path)); render.table([r]); "
+            "print('sqlalchemy' in sys.modules, 'torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.split()[-2:] == ["False", "False"]
+    assert out.stdout.splitlines()[0] == "/x/\ufffd.wav"
