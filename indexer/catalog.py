@@ -244,7 +244,7 @@ class Catalog(TagsMixin):
         written = True
         if self.__dict__.get("_pending_text") and "_damage" not in self.__dict__:
             try:
-                written = self._flush_text_vectors(wait=0.5)
+                written = self._flush_text_vectors(wait=0.0)
             except (CatalogError, sa.exc.SQLAlchemyError) as exc:
                 log.debug("text vectors not cached: %s", exc)
         pending = self.__dict__.pop("_verifying", None)
@@ -905,9 +905,19 @@ class Catalog(TagsMixin):
         a one-shot query on a huge catalog may leave them unwritten: it is only a cache)."""
         if self.read_only:
             return
+        first = "_pending_text" not in self.__dict__
         self.__dict__.setdefault("_pending_text", []).append(
             (model_key, list(texts), np.asarray(vecs, np.float32)))
-        self._flush_text_vectors(wait=0.2)
+        # Wait a little, once, where the check is quick (small catalogs: then a one-shot
+        # query caches its text as well); never again in this process.
+        self._flush_text_vectors(wait=0.2 if first and self._db_bytes() < 256 << 20 else 0.0)
+
+    def _db_bytes(self) -> int:
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        try:
+            return os.path.getsize(database) if database else 0
+        except OSError:
+            return 0
 
     def _flush_text_vectors(self, wait: float) -> bool:
         """Write the pending text vectors if the catalog is verified within `wait` seconds."""

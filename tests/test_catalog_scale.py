@@ -177,7 +177,8 @@ def test_text_vectors_of_a_reader_wait_for_the_check_without_holding_up_the_quer
     reader.store_text_vectors("m", ["rain"], a)  # returns while the check runs
     assert reader.cached_text_vectors("m", ["rain"]) == {}
     release.set()
-    reader.store_text_vectors("m", ["wind"], b)  # the check has passed: both are written
+    reader.__dict__["_verifying"][0].join(10)  # the background check has now passed
+    reader.store_text_vectors("m", ["wind"], b)  # so both are written
     got = reader.cached_text_vectors("m", ["rain", "wind"])
     assert set(got) == {"rain", "wind"} and (got["wind"] == 2.0).all()
     reader.close()
