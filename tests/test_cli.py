@@ -110,10 +110,11 @@ def test_openmp_waits_passively_unless_the_user_says_otherwise():
     """Busy-waiting OpenMP threads make a query 20x slower on a busy machine; importing
     either package must choose passive waiting before torch or faiss is loaded."""
     code = ("import search, os, sys; print(os.environ.get('OMP_WAIT_POLICY'), "
-            "os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+            "os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["PASSIVE", "10000", "False"]
+    assert out.stdout.split() == ["PASSIVE", "10000", "4", "False"]
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, OMP_WAIT_POLICY="ACTIVE"),
                          capture_output=True, text=True, check=True)
     assert out.stdout.split()[:2] == ["ACTIVE", "None"]
