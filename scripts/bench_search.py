@@ -277,10 +277,10 @@ def bench_serve(reps: int, n_chunks: int) -> None:
 # ------------------------------------------------------------------ warm queries over 1M chunks
 
 def bench_warm(n_queries: int) -> None:
+    import indexer  # noqa: F401  (the product's thread settings, before torch loads)
     import torch
 
     os.environ["SFX_CACHE_DIR"] = str(BENCH / "cache")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     index_dir = make_index(BENCH / "search-1m", 1_000_000)
     from indexer.vectors import _faiss
     from search import Library
