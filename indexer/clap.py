@@ -167,7 +167,9 @@ class ClapFrontend(dict):
         return (ClapFrontend, (dict(self),))
 
     def settings(self) -> dict:
-        s = dict(self.log_mel().settings())
+        from .melconfig import settings_from_config  # torch-free: a no-op build needs only this
+
+        s = settings_from_config(self)
         s.update(channels=4 if self.fused else 1, is_longer="from_length", padding=self.get("padding", "repeatpad"))
         return s
 

@@ -38,21 +38,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-# ClapFeatureExtractor.__init__ defaults: what transformers uses for a key the config lacks.
-_FE_DEFAULTS: dict[str, Any] = {
-    "feature_size": 64,
-    "sampling_rate": 48_000,
-    "hop_length": 480,
-    "fft_window_size": 1024,
-    "frequency_min": 0.0,
-    "frequency_max": 14_000.0,
-    "truncation": "fusion",
-}
+# The settings (and the fingerprint) live in the torch-free melconfig; re-exported here.
+from .melconfig import FE_DEFAULTS as _FE_DEFAULTS  # noqa: F401
+from .melconfig import FRONTEND_VERSION, MEL_FLOOR, filter_kind, frontend_settings, params_from_config  # noqa: F401
 
-MEL_FLOOR = 1e-10  # power floor before the log: -100 dB
 _EPS32_SQ = float(np.finfo(np.float32).eps / 2) ** 2  # unit roundoff of float32, squared
-
-FRONTEND_VERSION = 1  # bump when the numbers this module produces change
 
 
 # --- filter bank (port of transformers.audio_utils, float64) -----------------------------
@@ -113,11 +103,6 @@ def mel_filter_bank(
     if norm == "slaney":
         filters *= (2.0 / (filter_freqs[2 : num_mel_filters + 2] - filter_freqs[:num_mel_filters]))[None, :]
     return filters
-
-
-def filter_kind(truncation: str) -> tuple[str | None, str]:
-    """(norm, mel_scale) ClapFeatureExtractor uses for a truncation mode."""
-    return (None, "htk") if truncation == "fusion" else ("slaney", "slaney")
 
 
 # --- the frontend --------------------------------------------------------------------------
@@ -231,16 +216,7 @@ class LogMelFrontend:
     @classmethod
     def from_config(cls, fe_config: Mapping[str, Any]) -> "LogMelFrontend":
         """From a preprocessor_config.json dict; missing keys take ClapFeatureExtractor's defaults."""
-        c = {**_FE_DEFAULTS, **{k: v for k, v in fe_config.items() if k in _FE_DEFAULTS and v is not None}}
-        return cls(
-            n_mels=c["feature_size"],
-            sampling_rate=c["sampling_rate"],
-            n_fft=c["fft_window_size"],
-            hop_length=c["hop_length"],
-            f_min=c["frequency_min"],
-            f_max=c["frequency_max"],
-            truncation=c["truncation"],
-        )
+        return cls(**params_from_config(fe_config))
 
     @classmethod
     def from_feature_extractor(cls, fe: Any) -> "LogMelFrontend":
@@ -249,25 +225,9 @@ class LogMelFrontend:
 
     def settings(self) -> dict[str, Any]:
         """What determines the numbers: the frontend fingerprint the catalog records."""
-        return {
-            "frontend": "LogMelFrontend",
-            "version": FRONTEND_VERSION,
-            "sampling_rate": self.sampling_rate,
-            "n_fft": self.n_fft,
-            "hop_length": self.hop_length,
-            "window": "hann_periodic",
-            "center": True,
-            "pad_mode": "reflect",
-            "power": 2.0,
-            "n_mels": self.n_mels,
-            "f_min": self.f_min,
-            "f_max": self.f_max,
-            "mel_scale": self.mel_scale,
-            "norm": self.norm,
-            "mel_floor": MEL_FLOOR,
-            "log": "10*log10",
-            "truncation": self.truncation,
-        }
+        return frontend_settings(n_mels=self.n_mels, sampling_rate=self.sampling_rate, n_fft=self.n_fft,
+                                 hop_length=self.hop_length, f_min=self.f_min, f_max=self.f_max,
+                                 truncation=self.truncation)
 
     def num_frames(self, n_samples: int) -> int:
         return 1 + n_samples // self.hop_length

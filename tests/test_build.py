@@ -270,3 +270,33 @@ def test_compressed_index_reranks_from_a_float16_copy_and_matches_exact(settings
     index.close()
     with Library.from_settings(settings) as lib:
         assert lib.similar(files["sweep"], n=1)[0].path == str(files["sweep"])
+
+
+def test_a_noop_build_does_not_import_torch(settings, library):
+    """Checking the catalog's model needs only the frontend's fingerprint, and that is
+    torch-free: a rerun with nothing to embed does not pay torch's import (2-3 s)."""
+    import subprocess
+    import sys
+
+    from indexer.clap import load_frontend
+    from indexer.mel import LogMelFrontend
+
+    root, _ = library
+    _build(settings, [root])
+    from indexer.clap import ClapFrontend
+
+    for fe_config in ({}, {"truncation": "rand_trunc", "frequency_min": 50, "feature_size": 64}):
+        fe = ClapFrontend(fe_config)
+        mel = LogMelFrontend.from_config(fe_config).settings()
+        assert {k: v for k, v in fe.settings().items() if k in mel} == mel  # one fingerprint
+    fingerprint = load_frontend(settings.model)[1]
+    code = (
+        "import sys; from indexer import pipeline; from indexer.config import Settings; "
+        f"s = Settings(index_dir={str(settings.index_dir)!r}, model={settings.model!r}); "
+        f"pipeline.build(s, [{str(root)!r}], workers=1, progress=False); "
+        "from indexer.clap import load_frontend; "
+        f"print('torch' in sys.modules, load_frontend(s.model)[1] == {fingerprint!r})"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True"]
