@@ -483,10 +483,8 @@ class Catalog(TagsMixin):
         ids = list(ids)
         out: dict[int, FileRow] = {}
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                q = self._file_columns().where(T["files"].c.id.in_(ids[i : i + 900]))
-                for row in conn.execute(q):
-                    out[row.id] = _file_row(row)
+            for row in _rows_in(conn, self._file_columns(), T["files"].c.id, ids):
+                out[row.id] = _file_row(row)
         return out
 
     def file_by_path(self, path: str | Path) -> FileRow | None:
@@ -649,10 +647,8 @@ class Catalog(TagsMixin):
         out: dict[int, dict[str, str]] = {i: {} for i in ids}
         m = T["file_meta"]
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                q = sa.select(m.c.file_id, m.c.key, m.c.value).where(m.c.file_id.in_(ids[i : i + 900]))
-                for fid, k, v in conn.execute(q):
-                    out[fid][k] = v
+            for fid, k, v in _rows_in(conn, sa.select(m.c.file_id, m.c.key, m.c.value), m.c.file_id, ids):
+                out[fid][k] = v
         return out
 
     def keyword_search(self, query: str, limit: int = 200) -> list[tuple[int, float]]:
@@ -722,10 +718,8 @@ class Catalog(TagsMixin):
         c = T["chunks"]
         out = {}
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                q = sa.select(c.c.id, c.c.file_id, c.c.idx, c.c.start_s, c.c.end_s).where(c.c.id.in_(ids[i : i + 900]))
-                for r in conn.execute(q):
-                    out[r[0]] = ChunkRow(*r)
+            for r in _rows_in(conn, sa.select(c.c.id, c.c.file_id, c.c.idx, c.c.start_s, c.c.end_s), c.c.id, ids):
+                out[r[0]] = ChunkRow(*r)
         return out
 
     def chunk_files(self, ids: Iterable[int]) -> dict[int, int]:
@@ -734,9 +728,7 @@ class Catalog(TagsMixin):
         c = T["chunks"]
         out: dict[int, int] = {}
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                q = sa.select(c.c.id, c.c.file_id).where(c.c.id.in_(ids[i : i + 900]))
-                out.update((r[0], r[1]) for r in conn.execute(q))
+            out.update((r[0], r[1]) for r in _rows_in(conn, sa.select(c.c.id, c.c.file_id), c.c.id, ids))
         return out
 
     def chunk_vectors_for_files(self, file_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -745,12 +737,8 @@ class Catalog(TagsMixin):
         c = T["chunks"]
         model = self.get_model()
         dim = model.dim if model else 0
-        rows: list = []
         with self._read() as conn:
-            for i in range(0, len(fids), 900):
-                rows += conn.execute(
-                    sa.select(c.c.id, c.c.file_id, c.c.vector).where(c.c.file_id.in_(fids[i : i + 900]))
-                ).all()
+            rows = list(_rows_in(conn, sa.select(c.c.id, c.c.file_id, c.c.vector), c.c.file_id, fids))
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         owners = np.fromiter((r[1] for r in rows), np.int64, len(rows))
         return ids, owners, decode_vectors([r[2] for r in rows], dim)
@@ -773,9 +761,7 @@ class Catalog(TagsMixin):
         ids = [int(i) for i in ids]
         found: dict[int, bytes] = {}
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                for cid, blob in conn.execute(sa.select(c.c.id, c.c.vector).where(c.c.id.in_(ids[i : i + 900]))):
-                    found[cid] = blob
+            found.update(_rows_in(conn, sa.select(c.c.id, c.c.vector), c.c.id, ids))
         dim = self.get_model().dim
         if missing_ok and len(found) < len(ids):
             zero = np.zeros(dim, np.float32).tobytes() if self.vector_dtype != "float16" else np.zeros(dim, np.float16).tobytes()
@@ -809,8 +795,7 @@ class Catalog(TagsMixin):
             return np.sort(pairs[keep, 0])
         out: list[int] = []
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                out += [r[0] for r in conn.execute(sa.select(c.c.id).where(c.c.file_id.in_(ids[i : i + 900])))]
+            out += [r[0] for r in _rows_in(conn, sa.select(c.c.id), c.c.file_id, ids)]
         return np.asarray(sorted(out), dtype=np.int64)
 
     def filter_file_ids(
@@ -872,14 +857,13 @@ class Catalog(TagsMixin):
         out: dict[int, dict[str, float]] = {}
         rejected: set[tuple[int, str]] = set()
         with self._read() as conn:
-            for i in range(0, len(ids), 900):
-                q = sa.select(t.c.file_id, t.c.label, t.c.score, t.c.source).where(t.c.file_id.in_(ids[i : i + 900]))
-                for fid, label, score, source in conn.execute(q):
-                    if source == "user" and score <= 0:
-                        rejected.add((fid, label))
-                    else:
-                        out.setdefault(fid, {})
-                        out[fid][label] = max(score, out[fid].get(label, score))
+            q = sa.select(t.c.file_id, t.c.label, t.c.score, t.c.source)
+            for fid, label, score, source in _rows_in(conn, q, t.c.file_id, ids):
+                if source == "user" and score <= 0:
+                    rejected.add((fid, label))
+                else:
+                    out.setdefault(fid, {})
+                    out[fid][label] = max(score, out[fid].get(label, score))
         return {
             fid: [lab for lab, _ in sorted(d.items(), key=lambda kv: -kv[1]) if (fid, lab) not in rejected]
             for fid, d in out.items()
@@ -891,10 +875,9 @@ class Catalog(TagsMixin):
         t = T["text_vectors"]
         out = {}
         with self._read() as conn:
-            for i in range(0, len(texts), 500):
-                q = sa.select(t.c.text, t.c.vector).where(t.c.model_key == model_key, t.c.text.in_(texts[i : i + 500]))
-                for text, blob in conn.execute(q):
-                    out[text] = np.frombuffer(blob, dtype=np.float32).copy()
+            q = sa.select(t.c.text, t.c.vector).where(t.c.model_key == model_key)
+            for text, blob in _rows_in(conn, q, t.c.text, texts, size=500):
+                out[text] = np.frombuffer(blob, dtype=np.float32).copy()
         return out
 
     def store_text_vectors(self, model_key: str, texts: Sequence[str], vecs: np.ndarray) -> None:
@@ -971,6 +954,14 @@ class Catalog(TagsMixin):
 
 
 _FS_PREFIX = ":fsb64:"
+
+
+def _rows_in(conn: sa.Connection, select, column, values: Sequence, size: int = 900) -> Iterator:
+    """The rows of `select` whose `column` is in `values`, queried in parts that stay under
+    SQLite's limit on bound variables."""
+    values = list(values)
+    for i in range(0, len(values), size):
+        yield from conn.execute(select.where(column.in_(values[i : i + size])))
 
 
 @contextlib.contextmanager
