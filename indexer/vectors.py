@@ -118,11 +118,9 @@ def plan_index(n: int, d: int, memory: str | int = DEFAULT_MEMORY, *, kind: str 
                 raise UserError(f"{n} vectors do not fit in {memory} even as {pqfs[-1]}: "
                                 "raise --memory")
             kind = fits[0]
-    for family in ("ivf-pqfs", "ivf-pq"):
-        if kind == family:
-            fits = [k for k in plans if re.fullmatch(family + r"\d+", k)
-                    and plans[k]["bytes"] <= budget]
-            kind = fits[0] if fits else [k for k in plans if re.fullmatch(family + r"\d+", k)][-1]
+    if kind in ("ivf-pqfs", "ivf-pq"):  # the family: its largest code that fits, else its smallest
+        sizes = [k for k in plans if re.fullmatch(kind + r"\d+", k)]
+        kind = next((k for k in sizes if plans[k]["bytes"] <= budget), sizes[-1])
     if kind not in plans:
         raise ValueError(f"unknown index kind {kind!r} (one of auto, {', '.join(plans)})")
     return dict(kind=kind, budget=budget, **plans[kind])
@@ -240,18 +238,21 @@ class VectorIndex:
         truth = _exact_topk(queries, ids, vecs, k, self_ids)
         target = self.meta["recall_target"]
         tried: list[dict] = []
-        seen: dict[tuple, float] = {}
+        seen: dict[tuple, tuple[float, float]] = {}  # params -> (recall, ms a query)
 
-        def trial(params: dict) -> float:
+        def measure(params: dict) -> tuple[float, float]:
             key = tuple(sorted(params.items()))
             if key not in seen:
                 self.meta["params"] = params
                 t = time.perf_counter()
                 found = self._search_ids(queries, k + 1)
                 ms = (time.perf_counter() - t) * 1000 / len(queries)
-                seen[key] = _recall(found, truth, k, self_ids)
-                tried.append(dict(params, recall=round(seen[key], 4), ms=round(ms, 3)))
+                seen[key] = (_recall(found, truth, k, self_ids), ms)
+                tried.append(dict(params, recall=round(seen[key][0], 4), ms=round(ms, 3)))
             return seen[key]
+
+        def trial(params: dict) -> float:
+            return measure(params)[0]
 
         def smallest(options: list[dict]) -> dict | None:
             """The first option reaching the target (recall grows along the list): bisection."""
@@ -290,16 +291,14 @@ class VectorIndex:
                         break
             finally:
                 self.rerank = saved_rerank
-        ms = {tuple(sorted((a, b) for a, b in t.items() if a not in ("recall", "ms"))): t["ms"]
-              for t in tried}
         if reached:
-            params = min(reached, key=lambda p: ms[tuple(sorted(p.items()))])
+            params = min(reached, key=lambda p: measure(p)[1])
         else:  # target out of reach: take the most accurate setting
-            top = max(tried, key=lambda x: (x["recall"], -x["ms"]))
-            params = {a: b for a, b in top.items() if a not in ("recall", "ms")}
+            key = max(seen, key=lambda kk: (seen[kk][0], -seen[kk][1]))
+            params = dict(key)
             log.warning("index %s reaches recall@10 %.3f, below target %.2f",
-                        self.meta["factory"], top["recall"], target)
-        recall = seen[tuple(sorted(params.items()))]
+                        self.meta["factory"], seen[key][0], target)
+        recall = measure(params)[0]
         self.meta.update(recall_at_10=round(recall, 4), params=params, tuning=tried,
                          rerank=params.get("k_factor", 1) > 1,
                          tuned_on=dict(queries=len(queries), held_out=held_out))
