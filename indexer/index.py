@@ -14,7 +14,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .config import Settings, UserError
-from .vectors import as_float32
+from .vectors import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -272,21 +272,16 @@ class ExactVectors:
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, np.int64)
-        dim = self.catalog.get_model().dim
-        out = np.zeros((len(ids), dim), np.float32)
         found = np.zeros(len(ids), bool)
         if self.ids is not None and len(self.ids):
             pos = np.searchsorted(self.ids, ids).clip(0, len(self.ids) - 1)
             found = self.ids[pos] == ids
-            rows = pos[found]
-            srt = np.argsort(rows)  # memmaps read faster in file order
-            if found.all():  # the usual case: one scatter straight into the result
-                out[srt] = as_float32(self.vecs[rows[srt]])
-            else:
-                got = np.empty((len(rows), dim), np.float32)
-                got[srt] = as_float32(self.vecs[rows[srt]])
-                out[found] = got
-        if not found.all():
+            if found.all():  # the usual case
+                return read_rows(self.vecs, pos)
+        out = np.zeros((len(ids), self.catalog.get_model().dim), np.float32)
+        if found.any():
+            out[found] = read_rows(self.vecs, pos[found])
+        if not found.all():  # chunks committed after the copy was written
             out[~found] = self.catalog.vectors_for_chunks(ids[~found].tolist(), missing_ok=True)
         return out
 
