@@ -79,8 +79,6 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
     """A catalog of n_chunks synthetic chunks (cached: rebuilt only when missing or different)."""
     from indexer.catalog import Catalog, ModelRecord
     from indexer.clap import load_frontend
-    from indexer.config import Settings
-    from indexer.index import Index
     from indexer.migrations import tables as T
 
     tag = json.dumps(dict(v=DATA_VERSION, n=n_chunks, per_file=per_file, seed=seed, ckpt=str(CKPT)))
@@ -125,18 +123,26 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
     cat.bump_generation()
     cat.close()
     t1 = time.perf_counter()
-    idx = Index.open(Settings(index_dir=index_dir, model=str(CKPT)))
-    vi = idx.rebuild_vectors(save=True)
-    idx.close()
+    vi = rebuild_vectors(index_dir)
     print(f"  catalog {t1 - t0:.0f} s, vector index {vi.meta['factory']} {vi.meta.get('params')} "
           f"{time.perf_counter() - t1:.0f} s", file=sys.stderr)
     return index_dir
 
 
-def _current_policy(index_dir: Path, n_chunks: int) -> None:
-    """Rebuild a cached catalog's vector index when the index policy has changed since."""
+def rebuild_vectors(index_dir: Path):
+    """The index's vector index, rebuilt from its catalog and saved, as the product does."""
     from indexer.config import Settings
     from indexer.index import Index
+
+    idx = Index.open(Settings(index_dir=index_dir, model=str(CKPT)))
+    try:
+        return idx.rebuild_vectors(save=True)
+    finally:
+        idx.close()
+
+
+def _current_policy(index_dir: Path, n_chunks: int) -> None:
+    """Rebuild a cached catalog's vector index when the index policy has changed since."""
     from indexer.vectors import meta_path, plan_index
 
     meta = json.loads(meta_path(index_dir / "vectors.faiss").read_text())
@@ -146,9 +152,7 @@ def _current_policy(index_dir: Path, n_chunks: int) -> None:
     t = time.perf_counter()
     print(f"  {index_dir.name}: index {meta.get('factory')} is not what the policy picks now "
           f"({want['factory']}); rebuilding it", file=sys.stderr)
-    idx = Index.open(Settings(index_dir=index_dir, model=str(CKPT)))
-    vi = idx.rebuild_vectors(save=True)
-    idx.close()
+    vi = rebuild_vectors(index_dir)
     print(f"  vector index {vi.meta['factory']} {vi.meta.get('params')} recall@10 "
           f"{vi.meta.get('recall_at_10')} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
 
