@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root
+from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root, _gc_paused
 from .config import UserError
 from .engine import Engine, LocalEngine
 from .locking import BuildLock
@@ -141,10 +141,6 @@ class Builder:
         if not root_path.is_dir():
             raise UserError(f"'{root_path}' is not a folder; give the folder that holds your sounds")
         root = self.catalog.add_root(root_path)
-        known = self.catalog.file_states(root.id)
-        seen: set[str] = set()
-        todo: list[tuple[ScannedFile, FileState | None]] = []
-        bar = self._bar(desc=f"scan {root_path.name or root_path}", unit=" files")
         unreadable: list[str] = []
 
         def problem(p):
@@ -153,22 +149,41 @@ class Builder:
             if p.reason.startswith("cannot read folder"):
                 unreadable.append(p.rel.rstrip("/") + "/")
 
-        for item in scan(root.path, exclude=self.exclude, on_problem=problem):
-            seen.add(item.rel)
-            bar.update(1)
-            state = known.get(item.rel)
-            if state and state.size == item.size and state.mtime_ns == item.mtime_ns:
-                log.debug("skipping %s because size and mtime are up to date", item.rel)
-                self.report.unchanged += 1
-                continue
-            todo.append((item, state))
-        bar.close()
-
-        gone = [
-            s for rel, s in known.items()
-            if rel not in seen and not any(rel.startswith(u) or u == "/" for u in unreadable)
+        # A million new objects would set off full collections over and over: none until done.
+        # (The catalog read is not overlapped with the walk on a thread: each of the walk's
+        # million stat calls gives up the GIL and would then wait for the reader's slice.)
+        with _gc_paused():
+            found: list[ScannedFile] = []
+            bar = self._bar(desc=f"scan {root_path.name or root_path}", unit=" files")
+            for item in scan(root.path, exclude=self.exclude, on_problem=problem):
+                found.append(item)
+                if len(found) % 1000 == 0:  # tqdm costs more than the rest of a file's step
+                    bar.update(1000)
+            bar.update(len(found) % 1000)
+            bar.close()
+            known = self.catalog.file_stats(root.id)  # rel -> (rel, id, size, mtime_ns)
+            looks: list[tuple[ScannedFile, tuple | None]] = []
+            for item in found:
+                row = known.get(item.rel)
+                if row is None or row[2] != item.size or row[3] != item.mtime_ns:
+                    looks.append((item, row))
+            self.report.unchanged += len(found) - len(looks)
+            # The walk yields each rel once, so when it found as many known files as the
+            # catalog holds, none is gone (the common case: no set of a million names).
+            found_known = len(found) - sum(1 for _, row in looks if row is None)
+            gone: list[int] = []
+            if found_known < len(known):
+                seen = {item.rel for item in found}
+                gone = [
+                    row[1] for rel, row in known.items()
+                    if rel not in seen and not any(rel.startswith(u) or u == "/" for u in unreadable)
+                ]
+        log.debug("%d files up to date by size and mtime, %d to look at", len(found) - len(looks), len(looks))
+        states = self.catalog.file_states_by_id(row[1] for _, row in looks if row is not None)
+        todo: list[tuple[ScannedFile, FileState | None]] = [
+            (item, states[row[1]] if row is not None else None) for item, row in looks
         ]
-        if known and not seen:
+        if known and not found:
             # An empty root that had files is far more often an unmounted drive than a
             # deleted library: keep the catalog and say how to really forget it.
             log.warning(
@@ -178,14 +193,14 @@ class Builder:
             )
             self.report.skipped.append({"path": root.path, "reason": "empty root: kept its catalog entries"})
             gone = []
-        gone_ids = {s.id for s in gone}
+        gone_ids = set(gone)
         if todo or gone:
             # Mark the FAISS file stale before the first write: a kill from here on makes the
             # next open rebuild it from the catalog instead of trusting an old cache.
             self.catalog.bump_generation()
         self._embed_all(root, todo, gone_ids)
         if gone and not self.report.interrupted:
-            removed = self.catalog.delete_files([s.id for s in gone])
+            removed = self.catalog.delete_files(gone)
             self.catalog.bump_generation()
             self.vectors.remove(np.asarray(removed, dtype=np.int64))
             self.report.deleted += len(gone)

@@ -147,14 +147,20 @@ def test_unreadable_folder_reported_via_scandir_error(tmp_path, monkeypatch):
     root = tmp_path / "lib"
     touch(root / "ok.wav")
     touch(root / "locked" / "x.wav")
-    real_scandir = os.scandir
+    real_scandir, real_open = os.scandir, os.open
 
     def scandir(p):
         if str(p).endswith("locked"):
             raise PermissionError(13, "Permission denied", str(p))
         return real_scandir(p)
 
+    def open_(p, *a, **k):  # folders are listed from a descriptor where the platform can
+        if str(p).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_open(p, *a, **k)
+
     monkeypatch.setattr("indexer.scan.os.scandir", scandir)
+    monkeypatch.setattr("indexer.scan.os.open", open_)
     problems = []
     assert rels(root, on_problem=problems.append) == ["ok.wav"]
     assert (problems[0].rel, problems[0].reason) == ("locked", "cannot read folder: Permission denied")
