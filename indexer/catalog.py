@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import json
 import logging
-import operator
 import os
 import threading
 import time
@@ -461,11 +460,11 @@ class Catalog(TagsMixin):
                 out[rel] = state._replace(rel=rel)
         return out
 
-    def file_stats(self, root_id: int) -> dict[str, tuple[str, int, int, int]]:
-        """rel -> (rel, id, size, mtime_ns) of every file of a root: the least a rerun compares
-        the walk with (a no-op rerun over a million files reads only this; file_states_by_id
-        gives the rest for the few files that changed). The values are the driver's own rows,
-        put in the dict by C loops: ~1 s at 1M files where FileState objects took ~3 s."""
+    def file_stats(self, root_id: int) -> set[tuple[str, int, int]]:
+        """{(rel, size, mtime_ns)} of every file of a root: the least a rerun compares the walk
+        with. A no-op rerun over a million files reads only this, as the driver's own row
+        tuples put in a set by C (~1 s at 1M files, where FileState objects in a dict took ~3 s
+        and comparing them ~1 s more); file_states_for gives the rest for the few that changed."""
         f = T["files"]
         by_root = f.c.root_id
         if self.engine.dialect.name == "sqlite" and len(self.roots()) == 1:
@@ -473,23 +472,33 @@ class Catalog(TagsMixin):
             # (root_id, rel) index would, which looks up each row in the table (SQLite has no
             # statistics to know it). "+ 0" keeps the planner off the index.
             by_root = by_root + 0
-        q = sa.select(f.c.rel, f.c.id, f.c.size, f.c.mtime_ns).where(by_root == root_id)
-        first = operator.itemgetter(0)
-        out: dict[str, tuple[str, int, int, int]] = {}
+        q = sa.select(f.c.rel, f.c.size, f.c.mtime_ns).where(by_root == root_id)
+        out: set[tuple[str, int, int]] = set()
         with self._read() as conn, _gc_paused():
             for rows in _driver_batches(conn, q):
-                out.update(zip(map(first, rows), rows))
-        for key in [k for k in out if k.startswith(_FS_PREFIX)]:  # names stored encoded (rare)
-            _, fid, size, mtime_ns = out.pop(key)
-            rel = rel_from_db(key)
-            out[rel] = (rel, fid, size, mtime_ns)
+                out.update(rows)
+            # Names stored encoded (rare; not UTF-8 on disk), found by a range of the index:
+            # ":fsb64;" is the prefix with its last character incremented.
+            encoded = sa.select(f.c.rel, f.c.size, f.c.mtime_ns).where(
+                f.c.root_id == root_id, f.c.rel >= _FS_PREFIX, f.c.rel < _FS_PREFIX[:-1] + ";"
+            )
+            for rel, size, mtime_ns in list(_driver_rows(conn, encoded)):
+                out.discard((rel, size, mtime_ns))
+                out.add((rel_from_db(rel), size, mtime_ns))
         return out
 
-    def file_states_by_id(self, ids: Iterable[int]) -> dict[int, FileState]:
+    def file_states_for(self, root_id: int, rels: Iterable[str]) -> dict[str, FileState]:
+        """rel -> FileState of these files of a root (those it holds)."""
         f = T["files"]
-        q = sa.select(f.c.id, f.c.rel, f.c.size, f.c.mtime_ns, f.c.content_hash, f.c.status)
+        q = sa.select(f.c.id, f.c.rel, f.c.size, f.c.mtime_ns, f.c.content_hash, f.c.status).where(
+            f.c.root_id == root_id
+        )
+        out: dict[str, FileState] = {}
         with self._read() as conn:
-            return {r[0]: FileState(r[0], rel_from_db(r[1]), *r[2:]) for r in _rows_in(conn, q, f.c.id, ids)}
+            for r in _rows_in(conn, q, f.c.rel, [rel_to_db(rel) for rel in rels]):
+                rel = rel_from_db(r[1])
+                out[rel] = FileState(r[0], rel, *r[2:])
+        return out
 
     def find_embedded_by_hash(self, content_hash: str) -> int | None:
         """An indexed file with these bytes whose chunks can be reused (moves, duplicates)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import operator
 import os
 import queue
 import stat
@@ -161,35 +162,35 @@ class Builder:
                     bar.update(1000)
             bar.update(len(found) % 1000)
             bar.close()
-            known = self.catalog.file_stats(root.id)  # rel -> (rel, id, size, mtime_ns)
-            looks: list[tuple[ScannedFile, tuple | None]] = []
-            for item in found:
-                row = known.get(item.rel)
-                if row is None or row[2] != item.size or row[3] != item.mtime_ns:
-                    looks.append((item, row))
-            self.report.unchanged += len(found) - len(looks)
-            # The walk yields each rel once, so when it found as many known files as the
-            # catalog holds, none is gone (the common case: no set of a million names).
-            found_known = len(found) - sum(1 for _, row in looks if row is None)
-            gone: list[int] = []
-            if found_known < len(known):
+            known = self.catalog.file_stats(root.id)  # {(rel, size, mtime_ns)}
+            key = operator.attrgetter("rel", "size", "mtime_ns")
+            looks = [item for item in found if key(item) not in known]  # new or changed
+            unchanged = len(found) - len(looks)
+            self.report.unchanged += unchanged
+            gone_rels: list[str] = []
+            if unchanged < len(known):  # some catalogued files were not found as they were
                 seen = {item.rel for item in found}
-                gone = [
-                    row[1] for rel, row in known.items()
+                gone_rels = [
+                    rel for rel, _, _ in known
                     if rel not in seen and not any(rel.startswith(u) or u == "/" for u in unreadable)
                 ]
-        log.debug("%d files up to date by size and mtime, %d to look at", len(found) - len(looks), len(looks))
-        states = self.catalog.file_states_by_id(row[1] for _, row in looks if row is not None)
-        todo: list[tuple[ScannedFile, FileState | None]] = [
-            (item, states[row[1]] if row is not None else None) for item, row in looks
-        ]
-        if known and not found:
+            n_known, emptied = len(known), bool(known) and not found
+            # Freed while collection is still off: turned on with them alive, it would first walk
+            # them all (a full collection is due after so many new objects: 0.3 s at 1M files).
+            del found, known
+        log.debug("%d files up to date by size and mtime, %d to look at", unchanged, len(looks))
+        states = {}
+        if looks or gone_rels:
+            states = self.catalog.file_states_for(root.id, [item.rel for item in looks] + gone_rels)
+        todo: list[tuple[ScannedFile, FileState | None]] = [(item, states.get(item.rel)) for item in looks]
+        gone = [states[rel].id for rel in gone_rels if rel in states]
+        if emptied:
             # An empty root that had files is far more often an unmounted drive than a
             # deleted library: keep the catalog and say how to really forget it.
             log.warning(
                 "%s holds no sound files now (%d indexed before); nothing removed. If the drive is "
                 "unmounted, mount it and rerun; to forget this library use 'sfx-index remove %s'",
-                root.path, len(known), root.path,
+                root.path, n_known, root.path,
             )
             self.report.skipped.append({"path": root.path, "reason": "empty root: kept its catalog entries"})
             gone = []

@@ -65,7 +65,7 @@ def test_file_states_match_the_rows_including_names_that_are_not_utf8(cat, tmp_p
 
 def test_file_stats_agree_with_file_states_with_one_root_and_several(cat, tmp_path):
     """The rerun's light read (a table scan when one root holds everything, the index when
-    there are several) gives the same facts as file_states, and file_states_by_id the rest."""
+    there are several) gives the same facts as file_states, and file_states_for the rest."""
     odd = os.fsdecode(b"caf\xe9 bad.wav")
     one = cat.add_root(tmp_path / "one")
     for i, rel in enumerate([odd, "a.wav", "sub/b.wav"]):
@@ -73,18 +73,15 @@ def test_file_stats_agree_with_file_states_with_one_root_and_several(cat, tmp_pa
 
     def agree(root_id):
         stats, states = cat.file_stats(root_id), cat.file_states(root_id)
-        assert set(stats) == set(states)
-        for rel, (rel2, fid, size, mtime_ns) in stats.items():
-            s = states[rel]
-            assert (rel2, fid, size, mtime_ns) == (s.rel, s.id, s.size, s.mtime_ns)
-        assert cat.file_states_by_id(s.id for s in states.values()) == {s.id: s for s in states.values()}
-        return stats
+        assert stats == {(s.rel, s.size, s.mtime_ns) for s in states.values()}
+        assert cat.file_states_for(root_id, list(states)) == states
+        return {rel for rel, _, _ in stats}
 
     assert len(agree(one.id)) == 3  # one root: read by a table scan
     two = cat.add_root(tmp_path / "two")
     cat.mark_failed(two.id, "a.wav", "cannot decode", size=1, mtime_ns=2)
-    assert len(agree(one.id)) == 3 and set(agree(two.id)) == {"a.wav"}  # two roots: by the index
-    assert cat.file_stats(two.id + 1) == {}
+    assert len(agree(one.id)) == 3 and agree(two.id) == {"a.wav"}  # two roots: by the index
+    assert cat.file_stats(two.id + 1) == set() and cat.file_states_for(one.id, ["nope.wav"]) == {}
 
 
 def test_broad_filter_chunk_ids_agree_with_the_batched_lookup(cat, tmp_path):
