@@ -187,8 +187,10 @@ class LogMelFrontend:
     # Windows computed at once on Python threads (None: one per CPU). Build workers, which
     # are processes of their own next to the model, set 1.
     parallel: int | None = None
-    # Frames per step: 128 frames of float64 (1 MB) plus their spectrum fit in L2.
-    frame_chunk = 128
+    # Frames per step. 256 (2 MB of float64 frames) measured 15-25% faster than 128 with two
+    # windows on threads (interleaved runs on this 2-core machine): each step is ~10 small
+    # ops, whose fixed cost (dispatch, holding the GIL) weighs less on longer ones.
+    frame_chunk = 256
     # Mel bands per block of the block-sparse filter matmul (see _block_filters).
     mel_block = 16
 
@@ -254,9 +256,9 @@ class LogMelFrontend:
 
     def _log_mel_batch(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # One window at a time, `frame_chunk` frames at a time, through buffers made once
-        # per call: the frames, spectrum and power of a chunk stay in the L2 cache
-        # (measured 25-30% faster than whole windows, whose fresh 4-8 MB tensors also cost
-        # page faults), and a window's result cannot depend on its neighbours in the batch.
+        # per call: a chunk's frames, spectrum and power stay in cache (measured 25-30%
+        # faster than whole windows, whose fresh 4-8 MB tensors also cost page faults), and a
+        # window's result cannot depend on its neighbours in the batch.
         bufs = self._bufs(x.shape[1])
         windows = range(x.shape[0])
         parallel = min(self.parallel or os.cpu_count() or 1, x.shape[0])

@@ -76,7 +76,12 @@ def tonal_batch(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def timed(fn) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call."""
+    """(wall seconds, process CPU seconds) of one call, started on idle cores.
+
+    The pause first lets the previous call's pool threads go to sleep: numpy's OpenBLAS
+    threads spin ~0.1 s after the reference's matmuls, on the cores the next call needs
+    (measured: our frontend 30-40% slower right after the reference than after a pause)."""
+    time.sleep(0.3)
     w0, c0 = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - w0, time.process_time() - c0
