@@ -212,3 +212,27 @@ def test_many_files_rescan(tmp_path):
             touch(root / f"d{i:02d}" / f"f{j:02d}.wav")
     first = list(scan(root))
     assert len(first) == 1000 and first == list(scan(root))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_folder_descriptors_are_closed_even_when_the_walk_is_abandoned(tmp_path):
+    """Folders are listed from an open descriptor (stat relative to it): none may leak,
+    whether the walk runs to its end or its consumer stops early."""
+    root = tmp_path / "lib"
+    for i in range(30):
+        touch(root / f"d{i:02d}" / "sub" / "a.wav")
+        touch(root / f"d{i:02d}" / "b.WAV")
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    found = list(scan(root))
+    assert len(found) == 60 and open_fds() == before
+    assert [f.rel for f in found][:3] == ["d00/b.WAV", "d00/sub/a.wav", "d01/b.WAV"]
+    assert all(f.size == 1 and f.path == root / f.rel for f in found)
+    walk = scan(root)
+    next(walk)
+    assert open_fds() == before + 1  # the folder being listed
+    walk.close()
+    assert open_fds() == before
