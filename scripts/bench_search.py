@@ -147,7 +147,8 @@ def _current_policy(index_dir: Path, n_chunks: int) -> None:
 
     meta = json.loads(meta_path(index_dir / "vectors.faiss").read_text())
     want = plan_index(n_chunks, DIM, meta.get("memory", "2G"))
-    if meta.get("factory") == want["factory"] and meta.get("kind_request") == "auto":
+    residual = "PQ" not in want["factory"] or meta.get("by_residual", False)  # codes of residuals since 2026-11-22
+    if meta.get("factory") == want["factory"] and meta.get("kind_request") == "auto" and residual:
         return
     t = time.perf_counter()
     print(f"  {index_dir.name}: index {meta.get('factory')} is not what the policy picks now "

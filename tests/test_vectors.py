@@ -147,6 +147,7 @@ def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     assert index.meta["kind"] == "ivf-pqfs32" and index.meta["factory"].endswith(",PQ32x4fs")
     assert index.meta["recall_at_10"] >= 0.95 and index.meta["tuned_on"]["held_out"]
     assert index.meta["rerank"] and index.meta["params"]["k_factor"] > 1
+    assert index.meta["by_residual"] and vectors._faiss().extract_index_ivf(index.index).by_residual
     q = clustered(300, draw=99)  # fresh draws from the same mixture
     truth_s, truth = brute(q, ids, x, 10)
     scores, found = index.search(q, 10)
@@ -160,6 +161,7 @@ def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     index.save(tmp_path / "ivf.faiss")
     back = VectorIndex.load(tmp_path / "ivf.faiss", rerank=index.rerank)
     assert back.meta["params"] == index.meta["params"]
+    assert vectors._faiss().extract_index_ivf(back.index).by_residual  # kept in the file
     np.testing.assert_array_equal(back.search(q[:20], 10)[1], found[:20])
 
 
