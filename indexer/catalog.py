@@ -65,8 +65,8 @@ class Root:
 class FileState(NamedTuple):
     """What the reconcile step needs of a catalogued file: the stat facts and identity.
 
-    A named tuple: a no-op rerun reads a million of these, and `FileState._make(row)`
-    builds one from the driver's row in C (a dataclass's __init__ was ~0.5 s of it)."""
+    A named tuple: `FileState._make(row)` builds one from the driver's row in C (a
+    dataclass's __init__ was ~0.5 s of reading a million)."""
 
     id: int
     rel: str
@@ -441,11 +441,10 @@ class Catalog(TagsMixin):
     # ---------------------------------------------------------------- files
 
     def file_states(self, root_id: int) -> dict[str, FileState]:
-        """rel -> FileState of every file of a root: what a rerun compares the walk with.
+        """rel -> FileState of every file of a root (a rerun reads the lighter file_stats).
 
-        A no-op rerun over a million files spends its catalog time here, so the rows come
-        straight from the driver's cursor (SQLAlchemy's Row objects cost more than the query)
-        and only names stored encoded are decoded."""
+        The rows come straight from the driver's cursor (SQLAlchemy's Row objects cost more
+        than the query at a million files) and only names stored encoded are decoded."""
         f = T["files"]
         q = sa.select(f.c.id, f.c.rel, f.c.size, f.c.mtime_ns, f.c.content_hash, f.c.status).where(
             f.c.root_id == root_id
@@ -1017,8 +1016,8 @@ def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a million long-lived objects are made: each
     collection would walk all of them again (2 s of a 3 s load at 1M files).
 
-    Nested and concurrent pauses (a walk beside a catalog read on another thread) count:
-    collection resumes, if it was on, when the last one ends."""
+    Nested pauses (the rerun's walk around its catalog read) and pauses on other threads
+    count: collection resumes, if it was on, when the last one ends."""
     import gc
 
     with _gc_pause_lock:
