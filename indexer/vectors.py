@@ -227,10 +227,31 @@ class VectorIndex:
             del train
         for s in range(0, n, _CHUNK):
             self._add_raw(ids[s:s + _CHUNK], vecs[s:s + _CHUNK])
+        self._flat_quantizer()
         self.meta.update(trained_n=n, build_s=round(time.perf_counter() - t0, 2),
                          generation=generation)
         self._tune(ids, vecs, queries, rng)
         return self
+
+    def _flat_quantizer(self) -> None:
+        """Swap an HNSW coarse quantizer for a flat one over the same centroids, once the bulk
+        add is done. The graph makes assigning millions of vectors fast, but faiss's fast-scan
+        IVF searches residual codes wrongly through it (inner product: recall@10 0.01 instead
+        of 0.45 in a small trial; 0.003 at 10M). A flat scan of the centroids costs a query
+        ~1 ms at 8192 lists."""
+        faiss = _faiss()
+        if "HNSW" not in self.meta["factory"] or "IVF" not in self.meta["factory"]:
+            return
+        ivf = faiss.extract_index_ivf(self.index)
+        if not ivf.by_residual:
+            return
+        graph = faiss.downcast_index(ivf.quantizer)
+        flat = faiss.IndexFlatIP(self.dim)
+        flat.add(graph.storage.reconstruct_n(0, ivf.nlist))
+        ivf.quantizer = flat
+        ivf.own_fields = True
+        flat.this.disown()  # the IVF index owns (and frees) it now
+        self.meta["quantizer"] = "flat"
 
     def _tune(self, ids, vecs, queries, rng) -> None:
         kind, n, k = self.meta["kind"], len(ids), 10

@@ -250,3 +250,35 @@ def test_exact_copy_streams_and_holds_exactly_what_was_read(tmp_path):
     ev._write_parts(iter([(ids, v)]), 7, D)
     np.testing.assert_array_equal(ev.ids, ids[:7])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exact.f16.npy", "exact.ids.npy"]
+
+
+def test_hnsw_quantizer_gives_way_to_a_flat_one_for_residual_codes(monkeypatch, tmp_path):
+    """Past 4096 lists the coarse quantizer is an HNSW graph, which faiss's fast-scan IVF
+    searches residual codes through wrongly (recall ~0.01): after the bulk add a flat quantizer
+    over the same centroids takes its place, and the index finds what a flat-quantized one does."""
+    x = clustered(20_000)
+    ids = np.arange(20_000, dtype=np.int64)
+    plan = vectors.plan_index
+
+    def graph_plan(*a, **k):  # the plan of a big library, on a small one
+        p = plan(*a, **k)
+        p["factory"] = p["factory"].replace(f"IVF{p['nlist']},", f"IVF{p['nlist']}_HNSW32,")
+        return p
+
+    def built():
+        rerank = vectors.ArrayRerank(ids, x.astype(np.float16))
+        return VectorIndex(D, exact_threshold=5_000, memory="64M", rerank=rerank).build(ids, x)
+
+    flat = built()
+    monkeypatch.setattr(vectors, "plan_index", graph_plan)
+    graph = built()
+    faiss = vectors._faiss()
+    assert "_HNSW32," in graph.meta["factory"] and graph.meta["quantizer"] == "flat"
+    assert type(faiss.downcast_index(faiss.extract_index_ivf(graph.index).quantizer)).__name__ == "IndexFlatIP"
+    assert graph.meta["recall_at_10"] >= 0.95 and abs(graph.meta["recall_at_10"] - flat.meta["recall_at_10"]) < 0.03
+    graph.save(tmp_path / "g.faiss")
+    back = VectorIndex.load(tmp_path / "g.faiss", rerank=graph.rerank)
+    q = clustered(50, draw=7)
+    np.testing.assert_array_equal(back.search(q, 10)[1], graph.search(q, 10)[1])
+    back.add(np.arange(20_000, 20_100, dtype=np.int64), clustered(100, draw=8))  # later additions go in too
+    assert back.ntotal == 20_100
