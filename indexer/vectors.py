@@ -159,6 +159,20 @@ def as_float32(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, through torch when the process has it (the query path has, for the text tower).
+
+    numpy's OpenBLAS threads spin for a while after each product unless told otherwise before
+    numpy loads (indexer/__init__.py does, but a program that imported numpy first cannot be
+    helped so): on two cores they took them from the text tower of the next query, whose ops
+    then ran 3-5x slower (a warm query 100-130 ms instead of ~45 ms). torch's own threads wait
+    passively."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return a @ b
+    return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
+
+
 class VectorIndex:
     """int64 chunk ids -> unit vectors, searched by inner product."""
 
@@ -447,7 +461,7 @@ class VectorIndex:
         scores = np.full(cand.shape, -np.inf, np.float32)
         # One product of the distinct candidates with every query, then a gather: no copy
         # of a vector per (query, candidate) pair.
-        scores[valid] = (vecs @ q.T)[inv.ravel(), np.nonzero(valid)[0]]
+        scores[valid] = _product(vecs, q.T)[inv.ravel(), np.nonzero(valid)[0]]
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1)
 
