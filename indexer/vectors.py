@@ -3,13 +3,13 @@
 The catalog holds the truth; this file is a cache of its vectors (DESIGN invariant 1).
 Up to `exact_threshold` vectors the index is exact (IDMap2 over a flat inner-product index).
 Beyond it the default is IVF over 4-bit fast-scan product codes (`IVF{nlist},PQ{m}x4fs`,
-d/4 bytes a vector at m = d/2), not encoded by residual so that probing every list costs
-no more than one flat scan of the codes: faiss scans a million of them in a few ms with
-SIMD lookup tables. Its top candidates (k x `k_factor`) are re-ranked against exact
-vectors the caller feeds (the float16 copy of the catalog's vectors), so the scores
-returned are exact. The first code size whose index fits the memory budget is taken;
-past a few million vectors the coarse quantizer is an HNSW graph so that assigning
-vectors stays cheap. nprobe and k_factor are tuned on queries (cached text queries when
+d/4 bytes a vector at m = d/2) of each vector's residual from its list's centroid: faiss
+scans a million of them in a few ms with SIMD lookup tables. Its top candidates
+(k x `k_factor`) are re-ranked against exact vectors the caller feeds (the float16 copy of
+the catalog's vectors), so the scores returned are exact. The first code size whose index
+fits the memory budget is taken; past a few million vectors the coarse quantizer is an
+HNSW graph so that assigning vectors stays cheap, replaced by a flat one over the same
+centroids once the bulk add is done (see _flat_quantizer). nprobe and k_factor are tuned on queries (cached text queries when
 there are enough: they sit apart from the audio vectors and a coarse quantizer trained on
 audio routes them poorly) to a recall@10 target and recorded in a JSON sidecar.
 
