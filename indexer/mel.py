@@ -180,7 +180,7 @@ class LogMelFrontend:
     # Force one route for every window: "float32", "diff" or "float64" (tests); None: probe.
     route: str | None = None
     # torch threads while the frontend runs (restored after; None: leave torch's setting).
-    # Its ops are small (128-frame chunks): with 2 threads on this shared 2-core machine
+    # Its ops are small (256-frame chunks): with 2 threads on this shared 2-core machine
     # every op waits for the busier core, measured 20x slower than 1 thread and slower
     # than the reference. Parallelism belongs across windows (one worker process each).
     threads: int | None = 1
