@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from .catalog_tags import TagsMixin
-from .config import UserError
+from .config import UserError, safe_text
 from .migrations import MIGRATIONS, SCHEMA_VERSION, tables as T
 
 log = logging.getLogger(__name__)
@@ -1085,11 +1085,6 @@ def rel_from_db(stored: str) -> str:
         except ValueError:
             return stored
     return stored
-
-
-def safe_text(text: str) -> str:
-    """Text that any database accepts (undecodable bytes shown as U+FFFD)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if text else text
 
 
 def _file_row(row) -> FileRow:

@@ -17,7 +17,7 @@ import click
 from . import __version__
 from .config import (
     ENV_DATABASE_URL, ENV_DEVICE, ENV_INDEX_DIR, ENV_MODEL, ENV_PRECISION, Settings, UserError,
-    resolve_index_dir, resolve_model,
+    resolve_index_dir, resolve_model, safe_text,
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -50,12 +50,6 @@ def model_options(f):
         help="CLAP checkpoint: a Hugging Face id or a local folder [env SFX_MODEL; default laion/clap-htsat-fused].",
     )(f)
     return f
-
-
-def safe_text(text: str) -> str:
-    from .catalog import safe_text as _safe
-
-    return _safe(text)
 
 
 def settings_from(index_dir=None, db_url=None, model=None, device="auto", precision="auto") -> Settings:

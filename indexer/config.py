@@ -74,3 +74,11 @@ class Settings:
 
 class UserError(Exception):
     """An error the user can fix; the CLI prints its message as one line and exits 1."""
+
+
+def safe_text(text: str) -> str:
+    """Text that any database accepts and any terminal prints (undecodable bytes as U+FFFD).
+
+    Here, in a module without heavy imports, so that rendering a result row (the CLI's
+    hand-off to a server) does not import the catalog and SQLAlchemy."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if text else text

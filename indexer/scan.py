@@ -148,6 +148,15 @@ def scan(
     visited_dirs: set[tuple[int, int]] = {(root_st.st_dev, root_st.st_ino)}
     # Files whose identity must be remembered: reached through a link, or hard-linked.
     seen_files: set[tuple[int, int]] = set()
+    def seen_before(st: os.stat_result, rel: str) -> bool:
+        """Was this file (by device and inode) yielded already, under another link? Remembers it."""
+        key = (st.st_dev, st.st_ino)
+        if key in seen_files:
+            log.debug("scan: %s is a second link to a file already yielded", rel)
+            return True
+        seen_files.add(key)
+        return False
+
     # (folder path, its rel, reached through a symlink somewhere above)
     stack: list[tuple[str, str, bool]] = [(str(root_path), "", False)]
 
@@ -184,12 +193,8 @@ def scan(
                         continue
                     if _HAS_ATTRS and _is_hidden(name, st):
                         continue
-                    if via_link or st.st_nlink > 1:
-                        key = (st.st_dev, st.st_ino)
-                        if key in seen_files:
-                            log.debug("scan: %s is a second link to a file already yielded", rel)
-                            continue
-                        seen_files.add(key)
+                    if (via_link or st.st_nlink > 1) and seen_before(st, rel):
+                        continue
                     yield ScannedFile(base + name, rel, st.st_size, st.st_mtime_ns)
                     continue
                 try:
@@ -243,11 +248,8 @@ def scan(
                 if is_link or via_link or st.st_nlink > 1:
                     if is_link and walk_reaches(os.path.realpath(base + name)):
                         continue
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen_files:
-                        log.debug("scan: %s is a second link to a file already yielded", rel)
+                    if seen_before(st, rel):
                         continue
-                    seen_files.add(key)
                 yield ScannedFile(base + name, rel, st.st_size, st.st_mtime_ns)
         finally:
             if fd is not None:

@@ -9,9 +9,10 @@ scans a million of them in a few ms with SIMD lookup tables. Its top candidates
 the catalog's vectors), so the scores returned are exact. The first code size whose index
 fits the memory budget is taken; past a few million vectors the coarse quantizer is an
 HNSW graph so that assigning vectors stays cheap, replaced by a flat one over the same
-centroids once the bulk add is done (see _flat_quantizer). nprobe and k_factor are tuned on queries (cached text queries when
-there are enough: they sit apart from the audio vectors and a coarse quantizer trained on
-audio routes them poorly) to a recall@10 target and recorded in a JSON sidecar.
+centroids once the bulk add is done (see _flat_quantizer). nprobe and k_factor are tuned
+on queries (cached text queries when there are enough: they sit apart from the audio
+vectors and a coarse quantizer trained on audio routes them poorly) to a recall@10 target
+and recorded in a JSON sidecar.
 
 IVF-Flat, IVF-SQ8, IVF-PQ (8-bit codes) and HNSW stay available on request (`kind=`);
 HNSW cannot remove (tombstones instead) and its build is slow on small machines.
@@ -209,6 +210,7 @@ class VectorIndex:
         ivf = faiss.extract_index_ivf(self.index) if "IVF" in plan["factory"] else None
         self.meta.update(kind=plan["kind"], factory=plan["factory"], params={},
                          by_residual=None if ivf is None else bool(ivf.by_residual),
+                         quantizer=None if ivf is None else "hnsw" if "_HNSW" in plan["factory"] else "flat",
                          estimated_bytes=int(plan.get("bytes", 0)),
                          bytes_per_vector=plan.get("per_vector", 0),
                          coarse_bytes=plan.get("coarse", 0))

@@ -20,11 +20,10 @@ def clock(seconds: float | None) -> str:
 
 
 def shown(path: str) -> str:
-    """A path as text any terminal can print (undecodable bytes as U+FFFD).
+    """A path as text any terminal can print (undecodable bytes as U+FFFD)."""
+    from indexer.config import safe_text  # not indexer.catalog: SQLAlchemy was 0.4 s of a hand-off
 
-    (indexer.catalog.safe_text, written out here: the hand-off to a server renders rows and
-    must not import the catalog and SQLAlchemy, 0.4 s of a 0.7 s answer.)"""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if path else path
+    return safe_text(path)
 
 
 def _link(path: str, text: str) -> str:
