@@ -14,7 +14,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .config import Settings, UserError
-from .vectors import read_rows
+from .vectors import SortedIds, map_pages, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ class Index:
         self.catalog = catalog
         self._vectors = None
         self._vectors_generation: int | None = None
+        # A long-running reader (`sfx-search serve`) sets this: each exact copy it opens has
+        # its pages mapped in the background, so re-ranking pays no page faults.
+        self.keep_warm = False
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, create: bool = False, verify: bool = False) -> "Index":
@@ -86,6 +89,10 @@ class Index:
         ev = ExactVectors(self.settings.index_dir, self.catalog)
         if not ev.loaded and os.access(self.settings.index_dir, os.W_OK):
             ev.write_from_catalog()
+        if self.keep_warm and ev.loaded:
+            import threading
+
+            threading.Thread(target=ev.warm, name="sfx-map-exact", daemon=True).start()
         return ev
 
     def sync_vectors(self, vi) -> tuple[int, int]:
@@ -215,7 +222,7 @@ class ExactVectors:
 
         self.dir = Path(index_dir)
         self.catalog = catalog
-        self.ids = self.vecs = None
+        self.ids = self.vecs = self.lookup = None
         try:
             self.ids = np.load(self.dir / "exact.ids.npy", mmap_mode="r")
             self.vecs = np.load(self.dir / "exact.f16.npy", mmap_mode="r")
@@ -223,10 +230,18 @@ class ExactVectors:
                 self.ids = self.vecs = None
         except (OSError, ValueError):
             self.ids = self.vecs = None
+        if self.ids is not None:
+            self.lookup = SortedIds(self.ids)
 
     @property
     def loaded(self) -> bool:
         return self.ids is not None
+
+    def warm(self) -> None:
+        """Map the copy's pages now, for a long-running reader (see vectors.map_pages)."""
+        if self.ids is not None:
+            map_pages(self.ids)
+            map_pages(self.vecs)
 
     def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         order = np.argsort(ids)
@@ -274,8 +289,7 @@ class ExactVectors:
         ids = np.asarray(ids, np.int64)
         found = np.zeros(len(ids), bool)
         if self.ids is not None and len(self.ids):
-            pos = np.searchsorted(self.ids, ids).clip(0, len(self.ids) - 1)
-            found = self.ids[pos] == ids
+            pos, found = self.lookup(ids)
             if found.all():  # the usual case
                 return read_rows(self.vecs, pos)
         out = np.zeros((len(ids), self.catalog.get_model().dim), np.float32)

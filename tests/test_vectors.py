@@ -282,3 +282,32 @@ def test_hnsw_quantizer_gives_way_to_a_flat_one_for_residual_codes(monkeypatch, 
     np.testing.assert_array_equal(back.search(q, 10)[1], graph.search(q, 10)[1])
     back.add(np.arange(20_000, 20_100, dtype=np.int64), clustered(100, draw=8))  # later additions go in too
     assert back.ntotal == 20_100
+
+
+@pytest.mark.parametrize("kind", ["gapped", "dense", "tiny", "empty"])
+def test_sorted_ids_finds_what_searchsorted_finds(kind):
+    rng = np.random.default_rng(9)
+    ids = {"gapped": np.unique(rng.integers(0, 10**7, 5000)),  # not a multiple of the block
+           "dense": np.arange(70, 70 + 3000),
+           "tiny": np.array([5, 9]),
+           "empty": np.zeros(0, np.int64)}[kind].astype(np.int64)
+    keys = np.concatenate([ids[rng.integers(0, len(ids), 400)] if len(ids) else [],
+                           rng.integers(-5, 10**7 + 5, 400), [-1, 10**8]]).astype(np.int64)
+    pos, found = vectors.SortedIds(ids)(keys)
+    np.testing.assert_array_equal(found, np.isin(keys, ids))
+    np.testing.assert_array_equal(pos[found], np.searchsorted(ids, keys[found]))
+
+
+def test_array_rerank_reads_rows_of_unsorted_ids_and_maps_memmaps(tmp_path):
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(np.arange(0, 3000, 3)).astype(np.int64)
+    x = unit(rng.standard_normal((len(ids), D))).astype(np.float16)
+    np.save(tmp_path / "x.npy", x)
+    rr = vectors.ArrayRerank(ids, np.load(tmp_path / "x.npy", mmap_mode="r"))
+    want = ids[[7, 3, 500, 2]]
+    np.testing.assert_array_equal(rr(want), x[[7, 3, 500, 2]].astype(np.float32))
+    with pytest.raises(KeyError):
+        rr(np.array([1], np.int64))  # not a multiple of 3: absent
+    assert vectors.map_pages(rr.vecs)  # a memmap's pages can be mapped up front
+    assert not vectors.map_pages(x)  # an array in RAM has nothing to map
+    rr.warm()

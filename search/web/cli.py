@@ -60,8 +60,10 @@ def serve(host, port, open_browser, index_dir, db_url, model, device, precision)
         # write) starts now, beside the model load: started by the first new query instead, it
         # took one of two cores from the queries of the next ~25 s on a million-file catalog.
         library.catalog.verify_in_background()
+        library.index.keep_warm = True  # map the re-ranking copy's pages beside the model load
         try:
             library._encoder("text")  # load the text tower now so that the first query is warm
+            library.index.vectors()  # and the vector index
         except BaseException:
             sock.close()
             raise
