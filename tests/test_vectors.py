@@ -163,6 +163,13 @@ def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     assert back.meta["params"] == index.meta["params"]
     assert vectors._faiss().extract_index_ivf(back.index).by_residual  # kept in the file
     np.testing.assert_array_equal(back.search(q[:20], 10)[1], found[:20])
+    # tuned again (e.g. after a move to another machine): a setting it tried, timed, that
+    # reaches the target, and the fastest of those it settled on for each re-ranking depth
+    back.tune(ids, x, seed=5)
+    tried = back.meta["tuning"]
+    chosen = next(t for t in tried if {k: t[k] for k in back.meta["params"]} == back.meta["params"])
+    assert chosen["recall"] >= 0.95 and all(t["ms"] > 0 for t in tried)
+    assert len({t["k_factor"] for t in tried}) >= 2
 
 
 def test_pq_with_rerank_reaches_target():
