@@ -46,6 +46,7 @@ DEFAULT_RECALL = 0.95
 TOMBSTONE_SHARE = 0.2  # HNSW is rebuilt when more than this share of it is dead
 _CHUNK = 65_536
 _TUNE_TIMED = 64  # queries timed one by one for each setting the tuner tries
+TUNER_VERSION = 2  # recorded with the settings: 2 = timed one query a call, ~1.5x nprobe grid
 
 # Exact vectors for re-ranking: int64 ids (n,) -> (n, d) float16/float32, same order.
 Rerank = Callable[[np.ndarray], np.ndarray]
@@ -237,7 +238,7 @@ def as_float32(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b, through torch when the process has it (the query path has, for the text tower).
 
     numpy's OpenBLAS threads spin for a while after each product unless told otherwise before
@@ -442,7 +443,7 @@ class VectorIndex:
                         self.meta["factory"], seen[key][0], target)
         recall = measure(params)[0]
         self.meta.update(recall_at_10=round(recall, 4), params=params, tuning=tried,
-                         rerank=params.get("k_factor", 1) > 1,
+                         rerank=params.get("k_factor", 1) > 1, tuner=TUNER_VERSION,
                          tuned_on=dict(queries=len(queries), held_out=held_out))
         log.info("chose %s %s recall@10=%.3f", self.meta["factory"], params, recall)
 
@@ -567,7 +568,7 @@ class VectorIndex:
         scores = np.full(cand.shape, -np.inf, np.float32)
         # One product of the distinct candidates with every query, then a gather: no copy
         # of a vector per (query, candidate) pair.
-        scores[valid] = _product(vecs, q.T)[inv.ravel(), np.nonzero(valid)[0]]
+        scores[valid] = matmul(vecs, q.T)[inv.ravel(), np.nonzero(valid)[0]]
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1)
 
@@ -719,7 +720,7 @@ def _exact_topk(q, ids, vecs, k, self_ids=None) -> np.ndarray:
     for s in range(0, len(ids), _CHUNK):
         part = vecs[s:s + _CHUNK]
         # rows x queries, then transposed as a view: no transposed copy of the rows
-        sc = _product(as_float32(part, out=buf[:len(part)]), q.T).T
+        sc = matmul(as_float32(part, out=buf[:len(part)]), q.T).T
         both_s = np.concatenate([best_s, sc], 1)
         both_i = np.concatenate([best_i, np.broadcast_to(ids[s:s + _CHUNK], sc.shape)], 1)
         top = np.argpartition(-both_s, kk - 1, axis=1)[:, :kk]

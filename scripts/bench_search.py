@@ -147,16 +147,18 @@ def rebuild_vectors(index_dir: Path):
 
 def _current_policy(index_dir: Path, n_chunks: int) -> None:
     """Rebuild a cached catalog's vector index when the index policy has changed since."""
-    from indexer.vectors import meta_path, plan_index
+    from indexer.vectors import TUNER_VERSION, meta_path, plan_index
 
     meta = json.loads(meta_path(index_dir / "vectors.faiss").read_text())
     want = plan_index(n_chunks, DIM, meta.get("memory", "2G"))
     residual = "PQ" not in want["factory"] or meta.get("by_residual", False)  # codes of residuals since 2026-11-22
-    if meta.get("factory") == want["factory"] and meta.get("kind_request") == "auto" and residual:
+    tuned = meta.get("tuner") == TUNER_VERSION or "params" not in meta or not meta["params"]
+    if meta.get("factory") == want["factory"] and meta.get("kind_request") == "auto" and residual \
+            and tuned:
         return
     t = time.perf_counter()
     print(f"  {index_dir.name}: index {meta.get('factory')} is not what the policy picks now "
-          f"({want['factory']}); rebuilding it", file=sys.stderr)
+          f"({want['factory']}, tuner {TUNER_VERSION}); rebuilding it", file=sys.stderr)
     vi = rebuild_vectors(index_dir)
     print(f"  vector index {vi.meta['factory']} {vi.meta.get('params')} recall@10 "
           f"{vi.meta.get('recall_at_10')} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)

@@ -24,6 +24,7 @@ import numpy as np
 from indexer.catalog import ChunkRow, FileRow
 from indexer.config import Settings, UserError, resolve_index_dir, resolve_model
 from indexer.index import Index
+from indexer.vectors import matmul
 
 from .filters import Filters
 from .results import Result
@@ -45,6 +46,7 @@ class Library:
         self.model = model
         self._text_encoder = None
         self._audio_encoder = None
+        self._workers = None
         rec = self.catalog.get_model()
         self._model_key = rec.key() if rec else None
 
@@ -78,7 +80,18 @@ class Library:
         return lib
 
     def close(self) -> None:
+        if self._workers is not None:
+            self._workers.shutdown(wait=True)
         self.index.close()
+
+    def _in_background(self, fn, *args, **kwargs):
+        """Run fn on a worker thread; .result() gives its value or raises its error."""
+        if self._workers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # One per query in flight (the audition server searches on several threads).
+            self._workers = ThreadPoolExecutor(4, thread_name_prefix="sfx-search")
+        return self._workers.submit(fn, *args, **kwargs)
 
     def __enter__(self):
         return self
@@ -158,6 +171,11 @@ class Library:
         if mode not in MODES:
             raise UserError(f"--mode must be one of {', '.join(MODES)}")
         allowed = self._allowed_files(filters)
+        keyword_job = None
+        if mode == "hybrid":
+            # The keyword half (full-text search over the catalog, which releases the GIL)
+            # runs beside the text tower and the vector search instead of after them.
+            keyword_job = self._in_background(self._keyword_files, text, allowed, limit=max(n * 3, 50))
         semantic: list[tuple[int, float, int]] = []
         if mode in ("semantic", "hybrid"):
             q = self.text_vectors([text])[0]
@@ -167,7 +185,10 @@ class Library:
         if mode == "semantic":
             return self._results(semantic, n)
         # Keyword mode shows n files; hybrid fuses a longer keyword list with the semantic one.
-        keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50), need=n if mode == "keyword" else None)
+        if keyword_job is not None:
+            keyword = keyword_job.result()
+        else:
+            keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50), need=n)
         if mode == "keyword":
             q = None
             scored = [(fid, s, None) for fid, s in keyword]
@@ -326,7 +347,7 @@ class Library:
         out: dict[int, tuple[float, int]] = {}
         if not len(chunk_ids):
             return out
-        scores = vecs @ np.asarray(q, np.float32).ravel()
+        scores = matmul(np.asarray(vecs, np.float32), np.asarray(q, np.float32).reshape(-1, 1)).ravel()
         order = np.lexsort((chunk_ids, -scores))  # best first; ties to the earlier chunk
         for i in order.tolist():
             fid = int(owners[i])

@@ -177,6 +177,35 @@ def test_keywords_and_hybrid_fusion(built):
         assert isinstance(lib.search('"; DROP TABLE files; -- NEAR(a b) *', n=3), list)
 
 
+def test_hybrid_keyword_half_runs_beside_the_text_tower_and_its_errors_surface(built, monkeypatch):
+    import threading
+
+    settings, _, files = built
+    with Library.from_settings(settings) as lib:
+        seen = {}
+        real = lib.catalog.keyword_search
+
+        def spy(text, limit=200):
+            seen["thread"] = threading.current_thread().name
+            return real(text, limit=limit)
+
+        monkeypatch.setattr(lib.catalog, "keyword_search", spy)
+        # the same fusion as the keyword and semantic rankings computed one after the other
+        res = lib.search("creak sweep", n=5)
+        assert seen["thread"].startswith("sfx-search")  # not the caller's thread
+        sem = lib.rank_files(lib.text_vectors(["creak sweep"])[0], 50)
+        kw = lib._keyword_files("creak sweep", None, limit=50)
+        want = lib._results(lib._fuse(sem, kw, lib.text_vectors(["creak sweep"])[0], None), 5)
+        assert [r.path for r in res] == [r.path for r in want]
+
+        def broken(text, limit=200):
+            raise RuntimeError("the catalog went away")
+
+        monkeypatch.setattr(lib.catalog, "keyword_search", broken)
+        with pytest.raises(RuntimeError, match="went away"):
+            lib.search("creak sweep", n=5)
+
+
 def test_negative_text_pushes_results_away(built):
     settings, _, _ = built
     with Library.from_settings(settings) as lib:
