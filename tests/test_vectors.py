@@ -318,3 +318,22 @@ def test_array_rerank_reads_rows_of_unsorted_ids_and_maps_memmaps(tmp_path):
     assert vectors.map_pages(rr.vecs)  # a memmap's pages can be mapped up front
     assert not vectors.map_pages(x)  # an array in RAM has nothing to map
     rr.warm()
+
+
+def test_single_query_flat_search_runs_on_one_thread_and_restores_the_setting(small, monkeypatch):
+    faiss = vectors._faiss()
+    ids, x = small
+    index = VectorIndex(D, kind="flat").build(ids, x)
+    seen = []
+    real = index.index.search
+
+    def spy(*a, **k):
+        seen.append(faiss.omp_get_max_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(index.index, "search", spy)
+    faiss.omp_set_num_threads(2)
+    want = brute(x[:1], ids, x, 5)[1]
+    np.testing.assert_array_equal(index.search(x[:1], 5)[1], want)
+    index.search(x[:40], 5)  # a batch keeps every thread
+    assert seen == [1, 2] and faiss.omp_get_max_threads() == 2
