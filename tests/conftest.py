@@ -6,7 +6,6 @@ temp dir and HF_HUB_OFFLINE is set, so a test that would download fails loudly i
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.catalog import Catalog, CatalogError, FileInfo, rel_to_db
+from indexer.catalog import Catalog, CatalogError, rel_to_db
 from indexer.migrations import tables as T
 from indexer.scan import ScannedFile, scan
 
