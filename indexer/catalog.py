@@ -450,7 +450,7 @@ class Catalog(TagsMixin):
             f.c.root_id == root_id
         )
         make = FileState._make
-        with self._read() as conn, _gc_paused():
+        with self._read() as conn, gc_paused():
             out = {row[1]: make(row) for row in _driver_rows(conn, q)}
             # Names that are not valid UTF-8 are stored encoded (rare): decode those keys.
             for key in [k for k in out if k.startswith(_FS_PREFIX)]:
@@ -473,7 +473,7 @@ class Catalog(TagsMixin):
             by_root = by_root + 0
         q = sa.select(f.c.rel, f.c.size, f.c.mtime_ns).where(by_root == root_id)
         out: set[tuple[str, int, int]] = set()
-        with self._read() as conn, _gc_paused():
+        with self._read() as conn, gc_paused():
             for rows in _driver_batches(conn, q):
                 out.update(rows)
             # Names stored encoded (rare; not UTF-8 on disk), found by a range of the index:
@@ -830,7 +830,7 @@ class Catalog(TagsMixin):
         if len(ids) > 20_000 and len(ids) * 8 > self.chunk_count():
             # A filter that keeps much of a big library (--ext wav): one pass over the chunks
             # table (~1 us a chunk) beats thousands of IN lists (~8 us a file).
-            with self._read() as conn, _gc_paused():
+            with self._read() as conn, gc_paused():
                 pairs = np.fromiter(
                     itertools.chain.from_iterable(_driver_rows(conn, sa.select(c.c.id, c.c.file_id))), dtype=np.int64
                 ).reshape(-1, 2)
@@ -883,7 +883,7 @@ class Catalog(TagsMixin):
         if tags:
             t = T["tags"]
             q = q.where(f.c.id.in_(self._tagged_query(t, tags)))
-        with self._read() as conn, _gc_paused():
+        with self._read() as conn, gc_paused():
             return {row[0] for row in _driver_rows(conn, q)}  # may be most of a million files
 
     @staticmethod
@@ -1012,7 +1012,7 @@ _gc_pause = {"depth": 0, "was": False}
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a million long-lived objects are made: each
     collection would walk all of them again (2 s of a 3 s load at 1M files).
 

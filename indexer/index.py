@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+
 import numpy as np
 
 from .catalog import Catalog
@@ -90,8 +92,6 @@ class Index:
         if not ev.loaded and os.access(self.settings.index_dir, os.W_OK):
             ev.write_from_catalog()
         if self.keep_warm and ev.loaded:
-            import threading
-
             threading.Thread(target=ev.warm, name="sfx-map-exact", daemon=True).start()
         return ev
 

@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root, _gc_paused
+from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root, gc_paused
 from .config import UserError
 from .engine import Engine, LocalEngine
 from .locking import BuildLock
@@ -153,7 +153,7 @@ class Builder:
         # A million new objects would set off full collections over and over: none until done.
         # (The catalog read is not overlapped with the walk on a thread: each of the walk's
         # million stat calls gives up the GIL and would then wait for the reader's slice.)
-        with _gc_paused():
+        with gc_paused():
             found: list[ScannedFile] = []
             bar = self._bar(desc=f"scan {root_path.name or root_path}", unit=" files")
             for item in scan(root.path, exclude=self.exclude, on_problem=problem):
