@@ -154,7 +154,7 @@ class CatalogWriter:
     """Bulk rows for the catalog tables, as a build would leave them (synthetic audio facts)."""
 
     def __init__(self, cat, root_id: int, dim: int, dtype: str, seed: int):
-        from indexer.migrations import tables as T
+        from indexer.catalog import tables as T
 
         self.cat, self.root_id, self.dim, self.dtype = cat, root_id, dim, dtype
         self.T = T

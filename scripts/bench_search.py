@@ -83,7 +83,7 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
     """A catalog of n_chunks synthetic chunks (cached: rebuilt only when missing or different)."""
     from indexer.catalog import Catalog, ModelRecord
     from indexer.clap import load_frontend
-    from indexer.migrations import tables as T
+    from indexer.catalog import tables as T
 
     tag = json.dumps(dict(v=DATA_VERSION, n=n_chunks, per_file=per_file, seed=seed, ckpt=str(CKPT)))
     db = index_dir / "catalog.sqlite"

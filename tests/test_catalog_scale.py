@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from indexer.catalog import Catalog, CatalogError, rel_to_db
-from indexer.migrations import tables as T
+from indexer.catalog import tables as T
 from indexer.scan import ScannedFile, scan
 
 BAD_CHECK = "*** in database main ***\nPage 7: btreeInitPage() returns error code 11"

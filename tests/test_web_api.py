@@ -349,7 +349,7 @@ def test_serve_help_and_busy_port(built):
 
 
 def test_tags_listed_once_the_index_has_some(client, library, ids):
-    from indexer.catalog_tags import TagRow
+    from indexer.catalog import TagRow
 
     rows = [TagRow(file_id=ids[k], label="door", cat_id="DOORWood", score=0.9) for k in list(ids)[:2]]
     library.catalog.replace_tag_set("api-test", rows, source="zero-shot", model="m")

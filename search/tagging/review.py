@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from indexer.catalog_tags import TaggedFile
+from indexer.catalog import TaggedFile
 from indexer.config import UserError
 
 

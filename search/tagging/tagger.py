@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from indexer.catalog_tags import TagRow
+from indexer.catalog import TagRow
 from indexer.config import UserError
 
 from .labels import Label, label_vectors, load_templates

@@ -1,116 +1,38 @@
 """Tag storage for the catalog (zero-shot, trained-head and user tags, and saved heads).
 
-A mixin of `indexer.catalog.Catalog`: the SQL of tags lives here so that catalog.py stays a
-readable size; it uses the same tables (indexer.migrations) and transaction helpers.
+A mixin of `indexer.catalog.Catalog`. The tag filter of searches is in filters.py.
 
 A tag row is (file, label, cat_id, score, set_name, source, model). `source` is
 `zero-shot`, `head` or `user`. Machine sets are replaced as a whole when rerun; user rows
 (review decisions: score 1 accepted, score 0 rejected) are never touched by a rerun and win
-over machine rows in filters (`Catalog._tagged_query`) and listings.
+over machine rows in filters (`filters.tagged_query`) and listings.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
-import numpy as np
 import sqlalchemy as sa
 
-from .migrations import tables as T
+from .batching import rows_in
+from .encoding import rel_from_db
+from .rows import HeadRecord, TaggedFile, TagRow, TagSetInfo
+from .schema import tables as T
 
 MACHINE_SOURCES = ("zero-shot", "head")
-
-
-def _rel(stored: str) -> str:
-    """The stored rel as a path (the catalog may encode names that are not UTF-8)."""
-    from . import catalog
-
-    dec = getattr(catalog, "rel_from_db", None)
-    return dec(stored) if dec else stored
 USER_SET = "user"
-
-
-@dataclass(frozen=True)
-class TagRow:
-    file_id: int
-    label: str
-    cat_id: str | None
-    score: float
-
-
-@dataclass
-class TagSetInfo:
-    set_name: str
-    source: str
-    model: str | None
-    labels: int
-    files: int
-    tags: int
-    created_at: float | None
-
-
-@dataclass
-class TaggedFile:
-    """One file carrying a label, for review and export (user decisions folded in)."""
-
-    file_id: int
-    path: str
-    label: str
-    cat_id: str | None
-    score: float
-    set_name: str
-    source: str
-    decision: str | None = None  # "accepted" | "rejected" | None
-
-
-@dataclass
-class HeadRecord:
-    name: str
-    model_key: str
-    blob: bytes
-    info: str | None
-    created_at: float | None
+# Tag rows per INSERT when a set is replaced.
+TAG_INSERT_BATCH = 5000
 
 
 class TagsMixin:
-    # ------------------------------------------------------------------ vectors for tagging
-
-    def iter_chunk_files(self, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """All chunks of indexed files as (chunk ids, file ids, vectors) batches ordered by (file, chunk id).
-
-        The file id rides along in the same query so that tagging needs no second pass.
-        """
-        from .catalog import decode_vectors
-
-        model = self.get_model()
-        if model is None:
-            return
-        c = T["chunks"]
-        last = (0, 0)
-        while True:
-            # Keyset pagination on (file_id, id): ix_chunks_file serves the order, and a
-            # file's chunks come out together whatever order they were inserted in.
-            q = (
-                sa.select(c.c.id, c.c.file_id, c.c.vector)
-                .where(sa.tuple_(c.c.file_id, c.c.id) > sa.tuple_(sa.literal(last[0]), sa.literal(last[1])))
-                .order_by(c.c.file_id, c.c.id)
-                .limit(batch)
-            )
-            with self._read() as conn:
-                rows = conn.execute(q).all()
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            fids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids, fids, decode_vectors([r[2] for r in rows], model.dim)
-            last = (int(fids[-1]), int(ids[-1]))
+    """Tags and trained heads of a Catalog."""
 
     # ------------------------------------------------------------------ writing tags
 
     def replace_tag_set(
-        self, set_name: str, rows: Iterable[TagRow], *, source: str, model: str | None, batch: int = 5000
+        self, set_name: str, rows: Iterable[TagRow], *, source: str, model: str | None, batch: int = TAG_INSERT_BATCH
     ) -> int:
         """Replace the machine tags of `set_name` by `rows` in one transaction; returns the count.
 
@@ -169,7 +91,7 @@ class TagsMixin:
             .group_by(t.c.set_name, t.c.source)
             .order_by(t.c.set_name, t.c.source)
         )
-        with self._read() as conn:
+        with self.read_connection() as conn:
             return [TagSetInfo(*r) for r in conn.execute(q)]
 
     def label_counts(self, set_name: str | None = None) -> list[tuple[str, str | None, int]]:
@@ -181,7 +103,7 @@ class TagsMixin:
         if set_name:
             q = q.where(t.c.set_name == set_name)
         q = q.group_by(t.c.label).order_by(sa.func.count(sa.distinct(t.c.file_id)).desc(), t.c.label)
-        with self._read() as conn:
+        with self.read_connection() as conn:
             return [(r[0], r[1], int(r[2])) for r in conn.execute(q)]
 
     def tagged_files(
@@ -205,9 +127,9 @@ class TagsMixin:
         decisions: dict[tuple[int, str], bool] = {}
         machine: list[TaggedFile] = []
         user_rows: list[TaggedFile] = []
-        with self._read() as conn:
+        with self.read_connection() as conn:
             for fid, root, rel, lab, cat, score, sname, source in conn.execute(q):
-                row = TaggedFile(fid, f"{root.rstrip('/')}/{_rel(rel)}", lab, cat, float(score), sname, source)
+                row = TaggedFile(fid, f"{root.rstrip('/')}/{rel_from_db(rel)}", lab, cat, float(score), sname, source)
                 if source == "user":
                     decisions[(fid, lab.lower())] = score > 0
                     user_rows.append(row)
@@ -232,6 +154,25 @@ class TagsMixin:
             out = out[:limit]
         return out
 
+    def tags_for(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+        """file id -> its labels, best score first, without those a user rejected."""
+        ids = list(file_ids)
+        t = T["tags"]
+        out: dict[int, dict[str, float]] = {}
+        rejected: set[tuple[int, str]] = set()
+        with self.read_connection() as conn:
+            q = sa.select(t.c.file_id, t.c.label, t.c.score, t.c.source)
+            for fid, label, score, source in rows_in(conn, q, t.c.file_id, ids):
+                if source == "user" and score <= 0:
+                    rejected.add((fid, label))
+                else:
+                    out.setdefault(fid, {})
+                    out[fid][label] = max(score, out[fid].get(label, score))
+        return {
+            fid: [lab for lab, _ in sorted(d.items(), key=lambda kv: -kv[1]) if (fid, lab) not in rejected]
+            for fid, d in out.items()
+        }
+
     # ------------------------------------------------------------------ heads
 
     def save_head(self, name: str, model_key: str, blob: bytes, info: str | None = None) -> None:
@@ -242,7 +183,7 @@ class TagsMixin:
 
     def load_head(self, name: str) -> HeadRecord | None:
         h = T["heads"]
-        with self._read() as conn:
+        with self.read_connection() as conn:
             row = conn.execute(
                 sa.select(h.c.name, h.c.model_key, h.c.blob, h.c.info, h.c.created_at).where(h.c.name == name)
             ).first()
@@ -251,14 +192,9 @@ class TagsMixin:
     def heads(self) -> list[HeadRecord]:
         """Saved heads without their blobs (listing)."""
         h = T["heads"]
-        with self._read() as conn:
+        with self.read_connection() as conn:
             rows = conn.execute(sa.select(h.c.name, h.c.model_key, h.c.info, h.c.created_at).order_by(h.c.name)).all()
         return [HeadRecord(r[0], r[1], b"", r[2], r[3]) for r in rows]
-
-    def delete_head(self, name: str) -> bool:
-        h = T["heads"]
-        with self.transaction() as conn:
-            return conn.execute(h.delete().where(h.c.name == name)).rowcount > 0
 
     # ------------------------------------------------------------------ files for labelling
 
@@ -271,8 +207,8 @@ class TagsMixin:
             .where(f.c.status == "ok")
             .order_by(f.c.id)
         )
-        with self._read() as conn:
-            return [(int(a), b, _rel(c)) for a, b, c in conn.execute(q)]
+        with self.read_connection() as conn:
+            return [(int(a), b, rel_from_db(c)) for a, b, c in conn.execute(q)]
 
     def file_ids_for_paths(self, paths: Sequence[str]) -> dict[str, int]:
         """Absolute path -> file id for those of `paths` that are indexed."""

@@ -1,9 +1,9 @@
-"""The catalog schema and its append-only migrations.
+"""The catalog's tables as they are now (SQLAlchemy Core): what the queries address.
 
-`metadata` describes the current tables (SQLAlchemy Core). `MIGRATIONS` is the ordered list of
-named steps from an empty database to the current version; a released step is never edited,
-only followed by new ones. The catalog records its version in `meta.schema_version` and
-refuses a version newer than `SCHEMA_VERSION`.
+This describes the current schema; it does not create it. Databases are created and upgraded
+only by the append-only steps in `migrations.py`, and a test checks that those steps build
+exactly these tables, columns and indexes. A schema change is therefore two edits: the
+definition here and a new migration (see docs/catalog.md).
 """
 
 from __future__ import annotations
@@ -109,24 +109,6 @@ file_text = sa.Table(
     sa.Column("body", sa.Text),
 )
 
-
-def _m001_initial(conn: sa.Connection, dialect: str) -> None:
-    metadata.create_all(conn)
-    if dialect == "sqlite":
-        conn.exec_driver_sql(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(body, tokenize='unicode61 remove_diacritics 2')"
-        )
-    else:
-        file_text.create(conn, checkfirst=True)
-        conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS ix_file_text_fts ON file_text USING GIN (to_tsvector('simple', body))"
-        )
-
-
-MIGRATIONS = [
-    (1, "initial", _m001_initial),
-]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Let catalog code address every table, the PostgreSQL-only one included, by name.
 tables = dict(metadata.tables)
