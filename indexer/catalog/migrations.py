@@ -160,7 +160,8 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
-assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1..N"
+if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):
+    raise ValueError("catalog migrations must be numbered 1, 2, 3 ... in order (renumber yours after a rebase)")
 
 
 def upgrade(conn: sa.Connection, dialect: str, current: int, target: int | None = None) -> None:
