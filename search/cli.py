@@ -16,6 +16,7 @@ import click
 from indexer import __version__
 from indexer.cli import Group, index_options, model_options, settings_from, user_errors
 from indexer.config import UserError
+from indexer.filterspec import FILTERS
 
 from . import render
 from .filters import Filters
@@ -36,19 +37,21 @@ class DefaultGroup(Group):
         return super().parse_args(ctx, args)
 
 
+def _click_type(spec):
+    if spec.kind == "path":
+        return click.Path(file_okay=False)
+    if spec.kind == "int":
+        return click.IntRange(spec.lo, spec.hi)
+    if spec.kind == "float":
+        return click.FloatRange(spec.lo, spec.hi)
+    return None  # text
+
+
 def filter_options(f):
-    opts = [
-        click.option("--tag", multiple=True, metavar="LABEL", help="Only files tagged LABEL (repeatable: any of)."),
-        click.option("--channels", type=click.IntRange(1), help="Only files with this many channels."),
-        click.option("--sample-rate", type=click.IntRange(1), metavar="HZ", help="Only files at this rate."),
-        click.option("--max-duration", type=float, metavar="S", help="Only files at most S seconds long."),
-        click.option("--min-duration", type=float, metavar="S", help="Only files at least S seconds long."),
-        click.option("--ext", multiple=True, metavar="EXT", help="Only these extensions, e.g. --ext wav --ext flac."),
-        click.option("--under", type=click.Path(file_okay=False), metavar="PATH", help="Only files under this folder."),
-        click.option("--root", type=click.Path(file_okay=False), metavar="ROOT", help="Only files of this library root."),
-    ]
-    for o in opts:
-        f = o(f)
+    """One option per filter of the declaration (indexer/filterspec.py), in its order."""
+    for spec in reversed(FILTERS):
+        f = click.option(spec.option, spec.name, multiple=spec.multiple, type=_click_type(spec),
+                         metavar=spec.metavar, help=spec.help)(f)
     return f
 
 
@@ -65,11 +68,6 @@ def output_options(f):
     for o in opts:
         f = o(f)
     return f
-
-
-def make_filters(root, under, ext, min_duration, max_duration, sample_rate, channels, tag) -> Filters:
-    return Filters(root=root, under=under, ext=tuple(ext), min_duration=min_duration, max_duration=max_duration,
-                   sample_rate=sample_rate, channels=channels, tag=tuple(tag))
 
 
 def emit(results, *, as_json, as_paths, m3u, play, empty_hint="no results") -> None:
@@ -124,8 +122,8 @@ def main(verbose: int) -> None:
 @index_options
 @model_options
 @user_errors
-def query(text, n, as_json, as_paths, m3u, play, mode, not_text, root, under, ext, min_duration, max_duration,
-          sample_rate, channels, tag, index_dir, db_url, model, device, precision):
+def query(text, n, as_json, as_paths, m3u, play, mode, not_text, index_dir, db_url, model, device, precision,
+          **filter_values):
     """Find the clips, and the moment in each, that sound like TEXT.
 
     \b
@@ -136,7 +134,7 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, root, under, ex
     """
     text = " ".join(text)
     settings = settings_from(index_dir, db_url, model, device, precision)
-    filters = make_filters(root, under, ext, min_duration, max_duration, sample_rate, channels, tag)
+    filters = Filters.from_options(filter_values)
     params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters)
     from .remote import try_remote_search
 
@@ -158,8 +156,8 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, root, under, ex
 @index_options
 @model_options
 @user_errors
-def similar(file, start, n, as_json, as_paths, m3u, play, root, under, ext, min_duration, max_duration,
-            sample_rate, channels, tag, index_dir, db_url, model, device, precision):
+def similar(file, start, n, as_json, as_paths, m3u, play, index_dir, db_url, model, device, precision,
+            **filter_values):
     """Find sounds like FILE (in the library or not), or like the moment at --start.
 
     \b
@@ -170,7 +168,7 @@ def similar(file, start, n, as_json, as_paths, m3u, play, root, under, ext, min_
     from .query import Library
 
     settings = settings_from(index_dir, db_url, model, device, precision)
-    filters = make_filters(root, under, ext, min_duration, max_duration, sample_rate, channels, tag)
+    filters = Filters.from_options(filter_values)
     with Library.from_settings(settings) as lib:
         results = lib.similar(file, start_s=start, n=n, filters=filters)
     emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play)

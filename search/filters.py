@@ -1,39 +1,47 @@
-"""Result filters (--root, --under, --ext, durations, format, --tag) turned into catalog file ids."""
+"""The Python API of the result filters: `Filters`, one field per filter declared in
+`indexer.filterspec.FILTERS` (--root, --under, --ext, durations, format, --tag ...), turned
+into catalog file ids. The class is made from the declaration: a new filter needs no edit here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import field, fields, make_dataclass
+
+from indexer.filterspec import FILTERS
 
 
-@dataclass
-class Filters:
-    root: str | None = None
-    under: str | None = None
-    ext: tuple[str, ...] = ()
-    min_duration: float | None = None
-    max_duration: float | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
-    tag: tuple[str, ...] = ()
+def _empty(self) -> bool:
+    return all(getattr(self, f.name) in (None, (), "") for f in fields(self))
 
-    def empty(self) -> bool:
-        return all(getattr(self, f.name) in (None, (), "") for f in fields(self))
 
-    def describe(self) -> str:
-        parts = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if v not in (None, (), ""):
-                v = ",".join(map(str, v)) if isinstance(v, tuple) else v
-                parts.append(f"{f.name.replace('_', '-')}={v}")
-        return " ".join(parts)
+def _describe(self) -> str:
+    parts = []
+    for f in fields(self):
+        v = getattr(self, f.name)
+        if v not in (None, (), ""):
+            v = ",".join(map(str, v)) if isinstance(v, tuple) else v
+            parts.append(f"{f.name.replace('_', '-')}={v}")
+    return " ".join(parts)
 
-    def file_ids(self, catalog) -> set[int]:
-        under = str(Path(self.under).expanduser().absolute()) if self.under else None
-        root = str(Path(self.root).expanduser().resolve()) if self.root else None
-        exts = tuple(e.lower().lstrip(".") for e in self.ext)
-        return catalog.filter_file_ids(
-            root=root, under=under, exts=exts, min_duration=self.min_duration, max_duration=self.max_duration,
-            sample_rate=self.sample_rate, channels=self.channels, tags=self.tag,
-        )
+
+def _file_ids(self, catalog) -> set[int]:
+    return catalog.filter_file_ids(**{spec.name: spec.to_catalog(getattr(self, spec.name)) for spec in FILTERS})
+
+
+def _from_options(cls, values: dict) -> "Filters":
+    """Filters from parsed options or parameters keyed by filter name (lists become tuples)."""
+    return cls(**{spec.name: tuple(values.get(spec.name) or ()) if spec.multiple else values.get(spec.name)
+                  for spec in FILTERS})
+
+
+Filters = make_dataclass(
+    "Filters",
+    [(spec.name, spec.annotation, field(default=spec.default)) for spec in FILTERS],
+    namespace={
+        "__doc__": "Result filters; every field unset (None or ()) means no filter.",
+        "empty": _empty,
+        "describe": _describe,
+        "file_ids": _file_ids,
+        "from_options": classmethod(_from_options),
+    },
+)
+Filters.__module__ = __name__  # make_dataclass's module= needs Python 3.12

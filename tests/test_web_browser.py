@@ -114,3 +114,28 @@ def test_search_play_seek_similar_and_screenshot(page):
                            " return s.textContent.includes('sounds like') && !s.classList.contains('busy'); }")
     assert "DOORWood_Creak" in page.locator(".result .name").first.inner_text()
     page.screenshot(path=str(OUT / "web-audition-similar.png"))
+
+
+def test_filter_controls_come_from_the_declaration(page):
+    from indexer.filterspec import FILTERS
+
+    for spec in FILTERS:
+        assert page.locator(f"#{spec.name}").count() == 1, spec.name
+    page.fill("#q", "rain on a tin roof")
+    page.press("#q", "Enter")
+    page.wait_for_function("() => { const s = document.getElementById('status');"
+                           " return s.textContent.includes('results for') && !s.classList.contains('busy'); }")
+    done = ("sel => { const s = document.getElementById('status'); const names = [...document.querySelectorAll("
+            "'.result .name')].map(n => n.textContent); return !s.classList.contains('busy') && names.length > 0"
+            " && names.every(n => n.includes(sel)); }")
+    # A select searches again at once, with its filter.
+    page.select_option("#ext", "aiff")
+    page.wait_for_function(done, arg=".aiff", timeout=15000)
+    page.select_option("#ext", "")
+    # So does a number, once it is entered.
+    page.fill("#channels", "6")
+    page.locator("#channels").blur()
+    page.wait_for_function(done, arg="hum_6ch", timeout=15000)
+    assert page.locator(".result").count() == 1
+    page.fill("#channels", "")
+    page.locator("#channels").blur()

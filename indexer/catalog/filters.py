@@ -1,13 +1,85 @@
-"""Result filters as SQL: the ids of indexed files that pass every given filter."""
+"""Result filters as SQL: the condition of each filter declared in `indexer.filterspec`, and
+the ids of indexed files that pass every given filter.
+
+A new filter is its `FilterSpec` (name, option, parameter, type, help, page control) plus one
+`@condition("name")` function here; nothing else (docs/catalog.md).
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import sqlalchemy as sa
 
+from ..filterspec import FILTERS
 from .batching import driver_rows, gc_paused
 from .schema import tables as T
+
+# A condition gets (catalog, files table, roots table, the filter's value) and returns a
+# WHERE clause, or None when no file can match (the whole filter answers no files).
+Condition = Callable[..., "sa.ColumnElement | None"]
+CONDITIONS: dict[str, Condition] = {}
+
+# Names the filter_file_ids keywords had before the declaration (callers still use them).
+LEGACY_ARGUMENTS = {"exts": "ext", "tags": "tag"}
+
+
+def condition(name: str) -> Callable[[Condition], Condition]:
+    """Register the SQL condition of the declared filter `name`."""
+
+    def register(fn: Condition) -> Condition:
+        CONDITIONS[name] = fn
+        return fn
+
+    return register
+
+
+@condition("root")
+def _root(cat, f, r, root: str):
+    return r.c.path == root
+
+
+@condition("under")
+def _under(cat, f, r, under: str):
+    conds = []
+    for root_row in cat.roots():
+        base = root_row.path.rstrip("/")
+        if under == base or under.startswith(base + "/"):
+            rel = under[len(base) + 1 :]
+            conds.append(
+                sa.and_(r.c.id == root_row.id, sa.true() if not rel else f.c.rel.startswith(rel + "/", autoescape=True))
+            )
+    return sa.or_(*conds) if conds else None
+
+
+@condition("ext")
+def _ext(cat, f, r, exts: Sequence[str]):
+    return sa.or_(*[sa.func.lower(f.c.rel).endswith("." + e, autoescape=True) for e in exts])
+
+
+@condition("min_duration")
+def _min_duration(cat, f, r, seconds: float):
+    return f.c.duration_s >= seconds
+
+
+@condition("max_duration")
+def _max_duration(cat, f, r, seconds: float):
+    return f.c.duration_s <= seconds
+
+
+@condition("sample_rate")
+def _sample_rate(cat, f, r, hz: int):
+    return f.c.sample_rate == hz
+
+
+@condition("channels")
+def _channels(cat, f, r, n: int):
+    return f.c.channels == n
+
+
+@condition("tag")
+def _tag(cat, f, r, labels: Sequence[str]):
+    return f.c.id.in_(tagged_query(T["tags"], labels))
 
 
 def tagged_query(t, labels: Sequence[str]):
@@ -18,50 +90,35 @@ def tagged_query(t, labels: Sequence[str]):
     return sa.select(t.c.file_id).where(label_match, t.c.score > 0, t.c.file_id.not_in(rejected))
 
 
+_missing = [spec.name for spec in FILTERS if spec.name not in CONDITIONS]
+if _missing:
+    raise ImportError(f"filters declared in indexer/filterspec.py without a SQL condition here: {_missing}")
+
+
 class FiltersMixin:
     """Result filters of a Catalog."""
 
-    def filter_file_ids(
-        self,
-        *,
-        root: str | None = None,
-        under: str | None = None,
-        exts: Sequence[str] = (),
-        min_duration: float | None = None,
-        max_duration: float | None = None,
-        sample_rate: int | None = None,
-        channels: int | None = None,
-        tags: Sequence[str] = (),
-    ) -> set[int]:
-        """Ids of indexed files that pass every given filter (bound parameters only)."""
+    def filter_file_ids(self, **values) -> set[int]:
+        """Ids of indexed files that pass every given filter (bound parameters only).
+
+        Keywords are the declared filter names (`indexer.filterspec.FILTERS`) with the
+        catalog's values (`FilterSpec.to_catalog`); `exts` and `tags` are accepted for `ext`
+        and `tag`. A value that is not set (None, empty) does not filter."""
+        for old, new in LEGACY_ARGUMENTS.items():
+            if old in values:
+                values[new] = values.pop(old)
+        unknown = set(values) - set(CONDITIONS)
+        if unknown:
+            raise TypeError(f"filter_file_ids() got unknown filters {sorted(unknown)}")
         f, r = T["files"], T["roots"]
         q = sa.select(f.c.id).select_from(f.join(r, f.c.root_id == r.c.id)).where(f.c.status == "ok")
-        if root:
-            q = q.where(r.c.path == root)
-        if under:
-            conds = []
-            for root_row in self.roots():
-                base = root_row.path.rstrip("/")
-                if under == base or under.startswith(base + "/"):
-                    rel = under[len(base) + 1 :]
-                    conds.append(
-                        sa.and_(r.c.id == root_row.id, sa.true() if not rel else f.c.rel.startswith(rel + "/", autoescape=True))
-                    )
-            if not conds:
+        for spec in FILTERS:
+            value = values.get(spec.name)
+            if not spec.is_set(value):
+                continue
+            cond = CONDITIONS[spec.name](self, f, r, value)
+            if cond is None:
                 return set()
-            q = q.where(sa.or_(*conds))
-        if exts:
-            q = q.where(sa.or_(*[sa.func.lower(f.c.rel).endswith("." + e, autoescape=True) for e in exts]))
-        if min_duration is not None:
-            q = q.where(f.c.duration_s >= min_duration)
-        if max_duration is not None:
-            q = q.where(f.c.duration_s <= max_duration)
-        if sample_rate:
-            q = q.where(f.c.sample_rate == sample_rate)
-        if channels:
-            q = q.where(f.c.channels == channels)
-        if tags:
-            t = T["tags"]
-            q = q.where(f.c.id.in_(tagged_query(t, tags)))
+            q = q.where(cond)
         with self.read_connection() as conn, gc_paused():
             return {row[0] for row in driver_rows(conn, q)}  # may be most of a million files

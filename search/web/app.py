@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from indexer.config import UserError
+from indexer.filterspec import FILTERS
 
 from ..filters import Filters
 from ..query import MAX_QUERY_CHARS, MODES
@@ -48,6 +49,10 @@ HERE = Path(__file__).resolve().parent
 MAX_N = 500
 MAX_QUERY_STRING = 8192
 MAX_BODY = 64 * 1024
+MAX_PATH_CHARS = 4096
+# A list parameter (ext, tag): at most this many values of at most LIST_ITEM_CHARS each.
+MAX_LIST_ITEMS = 50
+LIST_ITEM_CHARS = 200
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -76,6 +81,8 @@ def _number(value, name: str, kind=float, lo: float | None = None, hi: float | N
     if isinstance(v, float) and not math.isfinite(v):
         raise BadRequest(f"{name} must be finite")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
+        if hi is None:
+            raise BadRequest(f"{name} must be at least {lo:g}")
         raise BadRequest(f"{name} must be between {lo:g} and {hi:g}")
     return v
 
@@ -95,32 +102,29 @@ def _list(value, name: str) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, (list, tuple)) or len(value) > 50:
-        raise BadRequest(f"{name} must be a list of at most 50 strings")
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_LIST_ITEMS:
+        raise BadRequest(f"{name} must be a list of at most {MAX_LIST_ITEMS} strings")
     out = []
     for v in value:
-        for part in (_text(v, name, 200) or "").split(","):
+        for part in (_text(v, name, LIST_ITEM_CHARS) or "").split(","):
             if part.strip():
                 out.append(part.strip())
     return tuple(out)
 
 
+def _filter_value(spec, value):
+    if spec.multiple:
+        return _list(value, spec.param)
+    if spec.kind in ("int", "float"):
+        return _number(value, spec.param, int if spec.kind == "int" else float, spec.lo, spec.hi)
+    return _text(value, spec.param, MAX_PATH_CHARS) or None
+
+
 def parse_filters(f: dict) -> Filters:
+    """The `filters` object of a request: one key per declared filter (indexer/filterspec.py)."""
     if not isinstance(f, dict):
         raise BadRequest("filters must be an object")
-    return Filters(
-        root=_text(f.get("root"), "root", 4096) or None,
-        under=_text(f.get("under"), "under", 4096) or None,
-        ext=_list(f.get("ext"), "ext"),
-        min_duration=_number(f.get("min_duration"), "min_duration", float, 0, 1e9),
-        max_duration=_number(f.get("max_duration"), "max_duration", float, 0, 1e9),
-        sample_rate=_number(f.get("sample_rate"), "sample_rate", int, 1, 10_000_000),
-        channels=_number(f.get("channels"), "channels", int, 1, 1024),
-        tag=_list(f.get("tag"), "tag"),
-    )
-
-
-FILTER_KEYS = ("root", "under", "min_duration", "max_duration", "sample_rate", "channels")
+    return Filters.from_options({spec.name: _filter_value(spec, f.get(spec.param)) for spec in FILTERS})
 
 
 async def request_params(request: Request) -> dict:
@@ -138,9 +142,12 @@ async def request_params(request: Request) -> dict:
         return data
     qp = request.query_params
     data = {k: qp.get(k) for k in ("q", "n", "mode", "not", "file_id", "start") if k in qp}
-    data["filters"] = {k: qp.get(k) for k in FILTER_KEYS if k in qp}
-    data["filters"]["ext"] = qp.getlist("ext")
-    data["filters"]["tag"] = qp.getlist("tag")
+    data["filters"] = {}
+    for spec in FILTERS:
+        if spec.multiple:
+            data["filters"][spec.param] = qp.getlist(spec.param)
+        elif spec.param in qp:
+            data["filters"][spec.param] = qp.get(spec.param)
     return data
 
 

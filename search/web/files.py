@@ -86,11 +86,17 @@ class FileService:
         }
 
     def page_config(self, loopback: bool) -> dict:
+        from indexer.filterspec import FILTERS
         from indexer.scan import AUDIO_EXTENSIONS
 
+        roots = [r.path for r in self.catalog.roots()]
+        extensions = sorted({e.lower().lstrip(".") for e in AUDIO_EXTENSIONS})
+        # The options of the filters drawn as a select (FilterSpec.choices), as (value, text).
+        choices = {"roots": [(p, p) for p in roots], "extensions": [(e, e.upper()) for e in extensions]}
         return {
-            "roots": [r.path for r in self.catalog.roots()],
-            "extensions": sorted({e.lower().lstrip(".") for e in AUDIO_EXTENSIONS}),
+            "roots": roots,
+            "extensions": extensions,
+            "filters": [dict(spec.for_page(), options=choices.get(spec.choices)) for spec in FILTERS],
             "has_tags": bool(self.tag_counts()),
             "counts": self.catalog.counts(),
             "loopback": loopback,

@@ -28,8 +28,39 @@ function toast(text, ms = 2200) {
 
 // ---------------------------------------------------------------- set-up from the page config
 
-for (const root of config.roots || []) $("root").add(new Option(root, root));
-for (const ext of config.extensions || []) $("ext").add(new Option(ext.toUpperCase(), ext));
+// The filter controls come from the filter declaration (config.filters, indexer/filterspec.py):
+// a filter declared there appears here with nothing to add to this page.
+const filters = config.filters || [];
+const showLabel = $("n").closest("label");
+for (const f of filters) {
+  const label = document.createElement("label");
+  label.id = `${f.name}-filter`;
+  label.title = f.help;
+  let control;
+  if (f.control === "select") {
+    control = document.createElement("select");
+    control.add(new Option(f.placeholder || "any", ""));
+    for (const [value, text] of f.options || []) control.add(new Option(text, value));
+  } else {
+    control = document.createElement("input");
+    control.type = f.control === "number" ? "number" : "text";
+    control.placeholder = f.placeholder || "";
+    if (f.control === "number") {
+      if (f.min != null) control.min = f.min;
+      if (f.max != null) control.max = f.max;
+      if (f.step != null) control.step = f.step;
+    }
+  }
+  control.id = f.name;
+  label.append(`${f.label} `, control);
+  if (f.suggest === "tags") {
+    const list = document.createElement("datalist");
+    list.id = `${f.name}-list`;
+    control.setAttribute("list", list.id);
+    label.append(list);
+  }
+  showLabel.before(label);
+}
 if (config.counts) {
   const c = config.counts;
   const files = c.files_ok ?? c.ok ?? c.files;
@@ -37,16 +68,18 @@ if (config.counts) {
 }
 if (config.has_tags) {
   fetch("/api/tags").then((r) => (r.ok ? r.json() : { tags: [] })).then((d) => {
-    for (const t of d.tags || []) $("tag-list").append(new Option(`${t.label} (${t.count})`, t.label));
+    for (const f of filters.filter((x) => x.suggest === "tags")) {
+      for (const t of d.tags || []) $(`${f.name}-list`).append(new Option(`${t.label} (${t.count})`, t.label));
+    }
   }).catch(() => {});
 }
 
 // ---------------------------------------------------------------- queries
 
 function filterParams(params) {
-  for (const id of ["min_duration", "max_duration", "root", "under", "ext", "tag"]) {
-    const v = $(id).value.trim();
-    if (v) params.set(id, v);
+  for (const f of filters) {
+    const v = $(f.name).value.trim();
+    if (v) params.set(f.param, v);
   }
   params.set("n", $("n").value);
   return params;
@@ -265,7 +298,8 @@ async function reveal(r) {
 // ---------------------------------------------------------------- keyboard
 
 $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); runSearch(); });
-for (const id of ["min_duration", "max_duration", "root", "ext", "n"]) {
+// Choices and numbers search again at once; typed text waits for Enter.
+for (const id of [...filters.filter((f) => f.control !== "text").map((f) => f.name), "n"]) {
   $(id).addEventListener("change", () => { if (state.context?.kind === "search") runSearch(); });
 }
 
