@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEMO ?= demo
 
-.PHONY: install test test-fast demo demo-random system-deps clean
+.PHONY: install test test-fast check-wheel demo demo-random system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ system-deps:
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# The wheel and sdist built, the wheel installed in a fresh venv, the demo run there (also in `test`).
+check-wheel: install
+	$(BIN)/python -m pytest -q tests/test_wheel.py
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser and not postgres"

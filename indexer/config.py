@@ -24,9 +24,6 @@ ENV_DEVICE = "SFX_DEVICE"
 ENV_PRECISION = "SFX_PRECISION"
 ENV_DATABASE_URL = "SFX_DATABASE_URL"
 
-# Root of the source tree's data/ folder (taxonomies, label sets, prompt templates).
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-
 
 def default_index_dir() -> Path:
     """The platform data dir (e.g. ~/.local/share/sfx-index on Linux)."""

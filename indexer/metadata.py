@@ -29,7 +29,7 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from .config import DATA_DIR
+from .resources import data_file
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MAX_BEXT = 256 * 1024  # bext incl. coding history
 MAX_IXML = 2 * 1024 * 1024
 MAX_LIST = 1024 * 1024
 MAX_VALUE = 16 * 1024  # one metadata value, after decoding
-UCS_CSV = DATA_DIR / "taxonomies" / "ucs.csv"
+UCS_CSV = ("taxonomies", "ucs.csv")  # inside the installed data package (indexer.resources)
 
 
 def _text(raw: bytes) -> str:
@@ -333,7 +333,7 @@ class UcsName:
 @functools.lru_cache(maxsize=1)
 def ucs_table() -> dict[str, tuple[str, str]]:
     """CatID -> (Category, SubCategory) from data/taxonomies/ucs.csv (UCS 8.2.1)."""
-    with open(UCS_CSV, newline="", encoding="utf-8") as f:
+    with data_file(*UCS_CSV).open("r", newline="", encoding="utf-8") as f:
         return {row["cat_id"]: (row["category"], row["subcategory"]) for row in csv.DictReader(f)}
 
 

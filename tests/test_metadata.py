@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from audiogen import sine, write_audio, write_bytes
 from indexer.metadata import (
-    UCS_CSV,
     UcsName,
     parse_bext,
     parse_info,
@@ -24,6 +23,7 @@ from indexer.metadata import (
     riff_chunks,
     ucs_table,
 )
+from indexer.resources import data_file
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bwf"
 if not FIXTURES.is_dir():
@@ -243,7 +243,7 @@ def test_ucs_table_from_ucs_8_2_1():
     assert len(t) == 752
     assert t["DOORWood"] == ("DOORS", "WOOD") and t["AIRBrst"] == ("AIR", "BURST") and t["WHSH"] == ("SWOOSHES", "WHOOSH")
     src = Path("/work/shared/reference/ucs/ucs-8.2.1-en.json")
-    with open(UCS_CSV, encoding="utf-8") as f:
+    with data_file("taxonomies", "ucs.csv").open("r", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["cat_id", "category", "subcategory", "description"]
     assert all(r["description"].strip() for r in rows)

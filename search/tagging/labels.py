@@ -17,11 +17,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from indexer.config import DATA_DIR, UserError
+from indexer.config import UserError
+from indexer.resources import data_file
 
-PROMPTS_DIR = DATA_DIR / "prompts"
-DEFAULT_PROMPTS = PROMPTS_DIR / "default.txt"
-UCS_CSV = DATA_DIR / "taxonomies" / "ucs.csv"
+# In the installed data package (indexer.resources), whatever the install.
+DEFAULT_PROMPTS = ("prompts", "default.txt")
+UCS_CSV = ("taxonomies", "ucs.csv")
 TAXONOMIES = ("ucs",)
 
 
@@ -73,7 +74,7 @@ def ucs_labels(only: Sequence[str] = ()) -> list[Label]:
 
     `only` restricts to these CatIDs (case-insensitive), e.g. from a labels file of CatIDs.
     """
-    with open(UCS_CSV, newline="", encoding="utf-8") as f:
+    with data_file(*UCS_CSV).open("r", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     labels = [
         Label(f"{r['category']}-{r['subcategory']}", r.get("description") or f"{r['category']} {r['subcategory']}".lower(),
@@ -110,7 +111,8 @@ def class_label(folder_name: str) -> Label:
 def load_templates(prompts: Sequence[str] = ()) -> list[str]:
     """Templates from --prompt values (a template with {} or a file of them); default set otherwise."""
     if not prompts:
-        return _templates_from(_lines(DEFAULT_PROMPTS), DEFAULT_PROMPTS)
+        default = data_file(*DEFAULT_PROMPTS)
+        return _templates_from(_lines(default), "data/prompts/default.txt")
     out: list[str] = []
     for p in prompts:
         path = Path(p).expanduser()

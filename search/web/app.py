@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import threading
+from importlib.resources import files
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -45,7 +46,8 @@ from .waveform import MAX_HEIGHT, MAX_WIDTH, WaveformCache
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
+# The page and its assets, read from the installed package (a wheel carries them).
+WEB = files("search.web")
 MAX_N = 500
 MAX_QUERY_STRING = 8192
 MAX_BODY = 64 * 1024
@@ -177,7 +179,7 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
 
     async def page(request: Request) -> Response:
         config = await run_in_threadpool(files.page_config, loopback)
-        html = (HERE / "templates" / "index.html").read_text()
+        html = (WEB / "templates" / "index.html").read_text(encoding="utf-8")
         blob = json.dumps(config).replace("<", "\\u003c")
         return HTMLResponse(html.replace("{{CONFIG}}", blob))
 
@@ -292,7 +294,7 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
         Route("/api/files/{file_id:int}/audio", audio, methods=["GET", "HEAD"]),
         Route("/api/files/{file_id:int}/waveform", waveform),
         Route("/api/files/{file_id:int}/reveal", reveal, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
     middleware = [Middleware(LimitsMiddleware)]
     if loopback or allowed_hosts:
