@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import riff, tags
 from .atomic import check_writable, file_hash, locked, region_hash, replace_file
+from ..config import UserError
 from .errors import CannotWrite
 from .fields import MAPPING, fit_bext_description, normalise
 from .journal import Journal
@@ -91,7 +92,7 @@ def plan_file(path: str | os.PathLike, values: dict[str, str]) -> FilePlan:
             old = next((current[p] for p in places if current.get(p)), "")
             plan.changes.append(FieldChange(name, old, new))
             plan.places.update({p: new for p in places})
-    except CannotWrite as e:
+    except (CannotWrite, UserError) as e:
         plan.skipped = str(e)
     except OSError as e:
         plan.skipped = f"cannot read: {e.strerror or e}"
