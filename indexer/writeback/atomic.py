@@ -88,7 +88,7 @@ def locked(path: str) -> Iterator[object]:
         f.close()
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -101,11 +101,13 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def replace_file(path: str, fill: Callable[[str], None], before: os.stat_result) -> None:
+def replace_file(path: str, fill: Callable[[str], None], before: os.stat_result, *, sync_dir: bool = True) -> None:
     """Write a new version of path through fill(tmp_path), then rename it over path.
 
     `before` is the stat taken when the old content was read: if the file changed since
-    (another program wrote it), nothing is replaced.
+    (another program wrote it), nothing is replaced. With sync_dir=False the caller fsyncs the
+    folder later (once for many files): the rename is atomic either way, the fsync only makes
+    it durable.
     """
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:80]}.", suffix=TMP_SUFFIX, dir=folder)
@@ -123,7 +125,8 @@ def replace_file(path: str, fill: Callable[[str], None], before: os.stat_result)
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
             raise CannotWrite("the file changed while we were writing it; run the command again")
         os.replace(tmp, path)
-        _fsync_dir(folder)
+        if sync_dir:
+            fsync_dir(folder)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -148,4 +151,4 @@ def rename_no_replace(src: str, dst: str) -> None:
         os.rename(src, dst)  # filesystems without hard links (FAT, SMB)
     else:
         os.unlink(src)
-    _fsync_dir(os.path.dirname(dst) or ".")
+    fsync_dir(os.path.dirname(dst) or ".")

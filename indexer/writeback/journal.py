@@ -6,8 +6,8 @@ rename that puts a new file in place, so a crash can never leave a change withou
 
 - `journal.jsonl`: one JSON object per line, appended and fsynced; a torn last line from a
   crash is ignored. Records: {"op": "begin"|"meta"|"rename"|"undone", "change": id, ...}.
-- `blobs/<change>/<n>.bin`: the old bytes around the audio of a metadata write
-  (head = bytes before the audio region, tail = bytes after it).
+  A metadata record carries the old bytes around the audio region (base64): the head before
+  it and the tail after it.
 
 A metadata entry records the whole-file hash before and after, and where the unchanged audio
 region sits in both. Undo rebuilds head + current audio + tail, checks the result hashes to the
@@ -17,6 +17,7 @@ tool edited it) is not touched; undo says so.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -63,18 +64,11 @@ class Journal:
         return change
 
     def record_meta(self, change: str, entry: dict, head: bytes, tail: bytes) -> None:
-        """Keep the old bytes (fsynced) and the entry; call before the new file is renamed in."""
-        blob_dir = self.folder / "blobs" / change
-        blob_dir.mkdir(parents=True, exist_ok=True)
-        n = len(list(blob_dir.iterdir()))
-        blob = blob_dir / f"{n}.bin"
-        with open(blob, "wb") as f:
-            f.write(head)
-            f.write(tail)
-            f.flush()
-            os.fsync(f.fileno())
-        self._append({"op": "meta", "change": change, "blob": f"{change}/{n}.bin", "head_len": len(head),
-                      "tail_len": len(tail), **entry})
+        """Keep the old bytes and the entry (fsynced); call before the new file is renamed in.
+
+        The old bytes ride in the record itself (base64): one fsync per file, not two."""
+        self._append({"op": "meta", "change": change, "head_len": len(head), "tail_len": len(tail),
+                      "old_bytes": base64.b64encode(head + tail).decode("ascii"), **entry})
 
     def record_rename(self, change: str, entry: dict) -> None:
         self._append({"op": "rename", "change": change, **entry})
@@ -145,9 +139,8 @@ class Journal:
             return "already as before"
         if now != e["new_hash"]:
             raise CannotWrite("the file changed since this write (another tool?); left as it is")
-        with open(self.folder / "blobs" / e["blob"], "rb") as b:
-            head = b.read(e["head_len"])
-            tail = b.read(e["tail_len"])
+        old = base64.b64decode(e["old_bytes"])
+        head, tail = old[: e["head_len"]], old[e["head_len"]:]
         before = os.stat(path)
         off, length = e["audio_new_off"], e["audio_len"]
 

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 
 from . import riff, tags
-from .atomic import check_writable, file_hash, locked, region_hash, replace_file
+from .atomic import check_writable, file_hash, fsync_dir, locked, region_hash, replace_file
 from ..config import UserError
 from .errors import CannotWrite
 from .fields import MAPPING, fit_bext_description, normalise
@@ -134,7 +134,7 @@ def _same_decoded_audio(a_path: str, b_path: str) -> bool:
                 return False
 
 
-def apply_plan(plan: FilePlan, journal: Journal, change: str) -> str:
+def apply_plan(plan: FilePlan, journal: Journal, change: str, *, sync_dir: bool = True) -> str:
     """Write one planned file atomically and journal it; returns "written" (CannotWrite otherwise)."""
     if plan.skipped:
         raise CannotWrite(plan.skipped)
@@ -191,7 +191,7 @@ def apply_plan(plan: FilePlan, journal: Journal, change: str) -> str:
             entry.update(new_hash=file_hash(tmp), audio_old_off=a, audio_len=length, audio_new_off=new_off)
             journal.record_meta(change, entry, head, tail)
 
-        replace_file(path, fill, before)
+        replace_file(path, fill, before, sync_dir=sync_dir)
     return "written"
 
 
@@ -201,13 +201,18 @@ def write_files(plans: list[FilePlan], journal: Journal, *, kind: str = "write-m
     todo = [p for p in plans if p.places and not p.skipped]
     change = journal.begin(kind, note=f"{len(todo)} files") if todo else None
     results = []
+    folders: set[str] = set()
     for plan in plans:
         row = {"path": plan.path, "fields": [c.field for c in plan.changes]}
         try:
-            row["status"] = apply_plan(plan, journal, change) if plan.places or plan.skipped else "unchanged"
+            row["status"] = (apply_plan(plan, journal, change, sync_dir=False)
+                             if plan.places or plan.skipped else "unchanged")
+            folders.add(os.path.dirname(plan.path))
         except CannotWrite as e:
             row.update(status="skipped", reason=str(e))
         results.append(row)
         if progress is not None:
             progress(1)
+    for folder in sorted(folders):
+        fsync_dir(folder)
     return change, results
