@@ -12,7 +12,7 @@ Where each field goes per format is the table in `fields.MAPPING` (and docs/writ
 from .errors import CannotWrite
 from .fields import FIELDS, GROUPS, MAPPING, expand_fields, normalise
 from .journal import Change, Journal
-from .writer import FieldChange, FilePlan, apply_plan, plan_file, write_files
+from .writer import FieldChange, FilePlan, plan_file, write_files
 
 __all__ = ["CannotWrite", "Change", "FIELDS", "FieldChange", "FilePlan", "GROUPS", "Journal", "MAPPING",
-           "apply_plan", "expand_fields", "normalise", "plan_file", "write_files"]
+           "expand_fields", "normalise", "plan_file", "write_files"]

@@ -16,7 +16,8 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import CannotWrite
 
@@ -71,21 +72,19 @@ def check_writable(path: str) -> os.stat_result:
     return st
 
 
-@contextlib.contextmanager
-def locked(path: str) -> Iterator[object]:
-    """Hold an exclusive advisory lock on the file for the whole edit; CannotWrite if it is taken."""
+def open_locked(path: str):
+    """The file opened for reading with an exclusive advisory lock held until it is closed;
+    CannotWrite if another program holds a lock on it."""
     try:
         f = open(path, "rb")
     except OSError as e:
         raise CannotWrite(f"cannot open: {e.strerror}") from None
     try:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CannotWrite("locked by another program") from None
-        yield f
-    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
         f.close()
+        raise CannotWrite("locked by another program") from None
+    return f
 
 
 def fsync_dir(folder: str) -> None:
@@ -101,42 +100,77 @@ def fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def replace_file(path: str, fill: Callable[[str], None], before: os.stat_result, *, sync_dir: bool = True) -> None:
-    """Write a new version of path through fill(tmp_path), then rename it over path.
+@dataclass
+class Staged:
+    """A complete, fsynced new version of `path` waiting beside it as `tmp`."""
 
-    `before` is the stat taken when the old content was read: if the file changed since
-    (another program wrote it), nothing is replaced. With sync_dir=False the caller fsyncs the
-    folder later (once for many files): the rename is atomic either way, the fsync only makes
-    it durable.
-    """
+    path: str
+    tmp: str
+    before: os.stat_result
+
+
+def _failed(e: OSError) -> CannotWrite:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CannotWrite("disk full: no room for the temporary copy; the file is unchanged")
+    return CannotWrite(f"write failed ({e.strerror or e}); the file is unchanged")
+
+
+def stage(path: str, fill: Callable[[str], None], before: os.stat_result) -> Staged:
+    """Write the new version through fill(tmp_path) to a temporary file beside path, fsynced,
+    with the original's permissions. Nothing visible changes until `commit`."""
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:80]}.", suffix=TMP_SUFFIX, dir=folder)
     os.close(fd)
     try:
         fill(tmp)
         with open(tmp, "rb+") as f:
-            f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, stat.S_IMODE(before.st_mode))
         if os.geteuid() == 0:
             with contextlib.suppress(OSError):
                 os.chown(tmp, before.st_uid, before.st_gid)
-        now = os.stat(path)
-        if (now.st_size, now.st_mtime_ns, now.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
-            raise CannotWrite("the file changed while we were writing it; run the command again")
-        os.replace(tmp, path)
-        if sync_dir:
-            fsync_dir(folder)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise CannotWrite("disk full: no room for the temporary copy; the file is unchanged") from None
-        raise CannotWrite(f"write failed ({e.strerror or e}); the file is unchanged") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as e:
+        discard(Staged(path, tmp, before))
+        if isinstance(e, OSError):
+            raise _failed(e) from None
         raise
+    return Staged(path, tmp, before)
+
+
+def discard(staged: Staged) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(staged.tmp)
+
+
+def commit(staged: Staged, *, sync_dir: bool = True) -> None:
+    """Rename the staged file over the original, unless the original changed since it was read.
+
+    With sync_dir=False the caller fsyncs the folder later (once for many files): the rename
+    is atomic either way, the folder's fsync only makes it durable.
+    """
+    try:
+        now = os.stat(staged.path)
+        b = staged.before
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (b.st_size, b.st_mtime_ns, b.st_ino):
+            raise CannotWrite("the file changed while we were writing it; run the command again")
+        os.replace(staged.tmp, staged.path)
+    except OSError as e:
+        discard(staged)
+        raise _failed(e) from None
+    except BaseException:
+        discard(staged)
+        raise
+    if sync_dir:
+        fsync_dir(os.path.dirname(staged.path) or ".")
+
+
+def replace_file(path: str, fill: Callable[[str], None], before: os.stat_result, *, sync_dir: bool = True) -> None:
+    """stage + commit: a new version of path through fill(tmp_path), renamed over path.
+
+    `before` is the stat taken when the old content was read: if the file changed since
+    (another program wrote it), nothing is replaced.
+    """
+    commit(stage(path, fill, before), sync_dir=sync_dir)
 
 
 def rename_no_replace(src: str, dst: str) -> None:

@@ -46,12 +46,14 @@ class Journal:
 
     # ------------------------------------------------------------ writing
 
-    def _append(self, record: dict) -> None:
+    def _append(self, *records: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        data = b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -63,12 +65,14 @@ class Journal:
                       "note": note})
         return change
 
-    def record_meta(self, change: str, entry: dict, head: bytes, tail: bytes) -> None:
-        """Keep the old bytes and the entry (fsynced); call before the new file is renamed in.
+    def record_meta_many(self, change: str, items: list[tuple[dict, bytes, bytes]]) -> None:
+        """Keep the old bytes and entry of each file, with one fsync; call before the renames.
 
-        The old bytes ride in the record itself (base64): one fsync per file, not two."""
-        self._append({"op": "meta", "change": change, "head_len": len(head), "tail_len": len(tail),
-                      "old_bytes": base64.b64encode(head + tail).decode("ascii"), **entry})
+        The old bytes (head before the audio region, tail after it) ride in the record, base64."""
+        if items:
+            self._append(*({"op": "meta", "change": change, "head_len": len(head), "tail_len": len(tail),
+                            "old_bytes": base64.b64encode(head + tail).decode("ascii"), **entry}
+                           for entry, head, tail in items))
 
     def record_rename(self, change: str, entry: dict) -> None:
         self._append({"op": "rename", "change": change, **entry})

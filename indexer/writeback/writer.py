@@ -1,9 +1,10 @@
 """Plan and apply metadata writes to single files: preview rows first, then atomic, journaled writes.
 
 `plan_file(path, values)` reads what the file holds at every place the mapping table names
-and returns the field changes (old -> new) without writing anything. `apply_plan` writes one
-planned file: the new version goes to a temporary copy, its audio region is proven identical
-to the old one, the journal keeps the old bytes, then the copy is renamed over the original.
+and returns the field changes (old -> new) without writing anything. `write_files` writes
+planned files: each new version goes to a temporary copy, its audio region is proven
+identical to the old one, the journal keeps the old bytes, then the copy is renamed over
+the original.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 
 from . import riff, tags
-from .atomic import check_writable, file_hash, fsync_dir, locked, region_hash, replace_file
+from .atomic import Staged, check_writable, commit, discard, file_hash, fsync_dir, open_locked, region_hash, stage
 from ..config import UserError
 from .errors import CannotWrite
 from .fields import MAPPING, fit_bext_description, normalise
@@ -134,20 +135,33 @@ def _same_decoded_audio(a_path: str, b_path: str) -> bool:
                 return False
 
 
-def apply_plan(plan: FilePlan, journal: Journal, change: str, *, sync_dir: bool = True) -> str:
-    """Write one planned file atomically and journal it; returns "written" (CannotWrite otherwise)."""
+@dataclass
+class Pending:
+    """A staged new version of one file, its journal record, and the lock held on it."""
+
+    staged: Staged
+    entry: dict
+    head: bytes
+    tail: bytes
+    lock: object
+
+
+def stage_plan(plan: FilePlan) -> Pending:
+    """Lock the file, write its new version beside it (fsynced) and prove the audio unchanged.
+
+    The caller journals the Pending, then commits it (or discards it) and closes its lock."""
     if plan.skipped:
         raise CannotWrite(plan.skipped)
-    if not plan.places:
-        return "unchanged"
     path = plan.path
-    with locked(path) as f:
+    f = open_locked(path)
+    try:
         before = check_writable(path)
         old_hash = file_hash(path)
         fam, kind = family_of(path, f)
         if fam != plan.family:
             raise CannotWrite("the file changed since the preview; run the command again")
         entry = {"path": path, "old_hash": old_hash, "fields": [asdict(c) for c in plan.changes]}
+        where: dict[str, int] = {}
 
         def fill(tmp: str) -> None:
             if fam == "riff":
@@ -184,35 +198,68 @@ def apply_plan(plan: FilePlan, journal: Journal, change: str, *, sync_dir: bool 
                     a, new_off = before.st_size - length, new_size - length
                     if not _same_decoded_audio(path, tmp):
                         raise CannotWrite("decoded audio differs after the tag edit; nothing written")
-            f.seek(0)
-            head = f.read(a)
-            f.seek(a + length)
-            tail = f.read()
             entry.update(new_hash=file_hash(tmp), audio_old_off=a, audio_len=length, audio_new_off=new_off)
-            journal.record_meta(change, entry, head, tail)
+            where.update(a=a, length=length)
 
-        replace_file(path, fill, before, sync_dir=sync_dir)
-    return "written"
+        staged = stage(path, fill, before)
+        f.seek(0)
+        head = f.read(where["a"])
+        f.seek(where["a"] + where["length"])
+        tail = f.read()
+        return Pending(staged, entry, head, tail, f)
+    except BaseException:
+        f.close()
+        raise
+
+
+GROUP = 64  # files staged per journal fsync (group commit)
 
 
 def write_files(plans: list[FilePlan], journal: Journal, *, kind: str = "write-meta",
                 progress=None) -> tuple[str | None, list[dict]]:
-    """Apply many plans under one change id; one result row per file (bad files never abort)."""
+    """Apply many plans under one change id; one result row per file (bad files never abort).
+
+    Files go in groups: each file's new version is staged (fsynced) beside it, the group's
+    journal records are appended with one fsync, then each file is renamed into place. A
+    record is always on disk before its rename; folders are fsynced once at the end.
+    """
     todo = [p for p in plans if p.places and not p.skipped]
     change = journal.begin(kind, note=f"{len(todo)} files") if todo else None
-    results = []
+    rows = {id(p): {"path": p.path, "fields": [c.field for c in p.changes]} for p in plans}
+    for p in plans:
+        if p.skipped:
+            rows[id(p)].update(status="skipped", reason=p.skipped)
+        elif not p.places:
+            rows[id(p)]["status"] = "unchanged"
     folders: set[str] = set()
-    for plan in plans:
-        row = {"path": plan.path, "fields": [c.field for c in plan.changes]}
+    for start in range(0, len(todo), GROUP):
+        pending: list[tuple[FilePlan, Pending]] = []
         try:
-            row["status"] = (apply_plan(plan, journal, change, sync_dir=False)
-                             if plan.places or plan.skipped else "unchanged")
-            folders.add(os.path.dirname(plan.path))
-        except CannotWrite as e:
-            row.update(status="skipped", reason=str(e))
-        results.append(row)
+            for plan in todo[start : start + GROUP]:
+                try:
+                    pending.append((plan, stage_plan(plan)))
+                except CannotWrite as e:
+                    rows[id(plan)].update(status="skipped", reason=str(e))
+            try:
+                journal.record_meta_many(change, [(p.entry, p.head, p.tail) for _, p in pending])
+            except OSError as e:
+                for plan, p in pending:
+                    discard(p.staged)
+                    rows[id(plan)].update(status="skipped", reason=f"journal not written ({e.strerror}); file unchanged")
+                pending = []
+            for plan, p in pending:
+                try:
+                    commit(p.staged, sync_dir=False)
+                    rows[id(plan)]["status"] = "written"
+                    folders.add(os.path.dirname(plan.path))
+                except CannotWrite as e:
+                    rows[id(plan)].update(status="skipped", reason=str(e))
+        finally:
+            for _, p in pending:
+                discard(p.staged)  # a no-op once renamed
+                p.lock.close()
         if progress is not None:
-            progress(1)
+            progress(len(todo[start : start + GROUP]))
     for folder in sorted(folders):
         fsync_dir(folder)
-    return change, results
+    return change, [rows[id(p)] for p in plans]

@@ -10,6 +10,7 @@ Routes (the page uses nothing else; README "JSON API"):
     GET  /api/files/{id}/waveform        PNG of the whole file, ?start=&end= marks a region
     POST /api/files/{id}/reveal          open the folder (only when bound to loopback)
     GET  /api/tags                       labels with counts, when the catalog has tags
+    /api/writeback/...                   metadata write-back panel (writeback_routes.py)
 
 Files are addressed by catalog id only; a path never comes from the client. Library calls
 block (SQLite, FAISS, torch), so they run in the threadpool behind one lock.
@@ -40,7 +41,7 @@ from indexer.filterspec import FILTERS
 
 from ..filters import Filters
 from ..query import MAX_QUERY_CHARS, MODES
-from . import media
+from . import media, writeback_routes
 from .files import FileService
 from .waveform import MAX_HEIGHT, MAX_WIDTH, WaveformCache
 
@@ -157,10 +158,12 @@ async def request_params(request: Request) -> dict:
 
 
 def create_app(library, *, index_dir: str | Path | None = None, loopback: bool = True,
-               allowed_hosts: list[str] | None = None, server_file=None, opener=None) -> Starlette:
+               allowed_hosts: list[str] | None = None, server_file=None, opener=None,
+               allow_write: bool = False) -> Starlette:
     """The ASGI app. `loopback` says whether the server listens only on this machine (then
     reveal-in-folder may run a program, and Host headers are checked against DNS rebinding).
-    `server_file` (a ServerFile) is written once the app starts and removed when it stops."""
+    `server_file` (a ServerFile) is written once the app starts and removed when it stops.
+    `allow_write` lets the page write metadata into files beyond loopback (writeback_routes)."""
     index_dir = Path(index_dir or library.settings.index_dir)
     lock = threading.Lock()
     files = FileService(library.catalog, WaveformCache(index_dir / "waveforms"))
@@ -294,6 +297,7 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
         Route("/api/files/{file_id:int}/audio", audio, methods=["GET", "HEAD"]),
         Route("/api/files/{file_id:int}/waveform", waveform),
         Route("/api/files/{file_id:int}/reveal", reveal, methods=["POST"]),
+        *writeback_routes.routes(library, files, index_dir=index_dir, loopback=loopback, allow_write=allow_write, lock=lock),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
     middleware = [Middleware(LimitsMiddleware)]

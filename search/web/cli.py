@@ -17,10 +17,12 @@ from indexer.cli import index_options, model_options, settings_from, user_errors
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0 picks a free one; server.json in the index says which).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--allow-write", is_flag=True,
+              help="Let the page write metadata into files when listening beyond 127.0.0.1 (always on for loopback).")
 @index_options
 @model_options
 @user_errors
-def serve(host, port, open_browser, index_dir, db_url, model, device, precision):
+def serve(host, port, open_browser, allow_write, index_dir, db_url, model, device, precision):
     """Search, listen and pick in a local web page (and answer sfx-search queries warm).
 
     The model loads once at start, so every query after that is quick; while the server
@@ -69,7 +71,8 @@ def serve(host, port, open_browser, index_dir, db_url, model, device, precision)
             raise
         server_file = None if team else ServerFile(settings.index_dir, host, port)
         app = create_app(library, index_dir=settings.index_dir, loopback=loopback,
-                         allowed_hosts=None if loopback else ["*"], server_file=server_file)
+                         allowed_hosts=None if loopback else ["*"], server_file=server_file,
+                         allow_write=allow_write)
         url = url_for(host, port)
         click.echo(f"sfx-search serve: {url}  (index {settings.index_dir}, ready in "
                    f"{time.perf_counter() - t0:.1f} s; Ctrl-C to stop)", err=True)
