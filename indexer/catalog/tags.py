@@ -108,9 +108,10 @@ class TagsMixin:
 
     def tagged_files(
         self, label: str | None = None, *, set_name: str | None = None, limit: int | None = None,
-        include_rejected: bool = True,
+        include_rejected: bool = True, file_ids: Sequence[int] | None = None,
     ) -> list[TaggedFile]:
-        """Machine tags (optionally of one label / set) best score first, with the user's decision.
+        """Machine tags (optionally of one label / set / some files) best score first, with the
+        user's decision.
 
         Files a user accepted without a machine tag are listed too (score 1, source user).
         """
@@ -123,6 +124,8 @@ class TagsMixin:
             q = q.where(sa.or_(sa.func.lower(t.c.label) == low, sa.func.lower(t.c.cat_id) == low))
         if set_name:
             q = q.where(sa.or_(t.c.set_name == set_name, t.c.source == "user"))
+        if file_ids is not None:
+            q = q.where(t.c.file_id.in_([int(i) for i in file_ids]))
         q = q.order_by(t.c.score.desc(), t.c.file_id)
         decisions: dict[tuple[int, str], bool] = {}
         machine: list[TaggedFile] = []

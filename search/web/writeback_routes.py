@@ -58,7 +58,7 @@ def current_values(path: str) -> dict[str, str]:
 
 def suggestions(catalog, file_id: int, limit: int = 8) -> dict:
     """Tags of one file best first (score, CatID, decision) and the values they suggest."""
-    rows = catalog.tag_rows_for([file_id]).get(file_id, [])
+    rows = catalog.tagged_files(file_ids=[file_id])
     tags = [{"label": r.label, "cat_id": r.cat_id, "score": round(float(r.score), 4), "set": r.set_name,
              "source": r.source, "decision": r.decision} for r in rows[: 4 * limit]]
     live = [t for t in tags if t["decision"] != "rejected"]
