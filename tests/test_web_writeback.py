@@ -71,20 +71,35 @@ def test_preview_then_confirmed_apply_then_undo(client, library, built):
     fid = library.catalog.file_by_path(path).id
     before = file_hash(path)
     headers = {"X-SFX-Token": _token(client), "Origin": "http://testserver"}
-    items = [{"file_id": fid, "values": {"cat_id": "DOORWood", "description": "Door creak"}}]
+    items = [{"file_id": fid, "values": {"cat_id": "DOORWood", "description": "Door creak zanzibar"}}]
+    chunks_before = library.catalog.chunks_for(fid)[1]
+
+    def keyword_hits():
+        r = client.get("/api/search", params={"q": "zanzibar", "mode": "keyword"})
+        return [row["file_id"] for row in r.json()["results"]]
+
+    assert fid not in keyword_hits()
     r = client.post("/api/writeback/apply", json={"items": items, "preview_id": "made-up"}, headers=headers)
     assert r.status_code == 400 and "preview" in r.json()["error"]  # no write without the confirm step
     p = client.post("/api/writeback/preview", json={"items": items}, headers=headers).json()
-    assert {(r["field"], r["new"]) for r in p["rows"]} >= {("cat_id", "DOORWood"), ("description", "Door creak")}
+    assert {(r["field"], r["new"]) for r in p["rows"]} >= {("cat_id", "DOORWood"), ("description", "Door creak zanzibar")}
     assert file_hash(path) == before  # the preview wrote nothing
     r = client.post("/api/writeback/apply", json={"items": items, "preview_id": p["preview_id"]}, headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()["rows"][0]["status"] == "written"
     assert read_metadata(path)["ixml.user.catid"] == "DOORWood"
+    # The catalog followed at once: keyword search and the file's facts show the new values,
+    # its vectors are the same rows (nothing re-embedded).
+    assert fid in keyword_hits()
+    assert client.get(f"/api/files/{fid}").json()["metadata"]["ixml.user.catid"] == "DOORWood"
+    import numpy as np
+
+    assert np.array_equal(library.catalog.chunks_for(fid)[1], chunks_before)
     again = client.post("/api/writeback/apply", json={"items": items, "preview_id": p["preview_id"]}, headers=headers)
     assert again.status_code == 400  # a preview confirms one write only
     u = client.post("/api/writeback/undo", json={"change": r.json()["change"]}, headers=headers)
     assert u.status_code == 200 and file_hash(path) == before
+    assert fid not in keyword_hits()
 
 
 def test_decision_is_recorded(client, library, built):

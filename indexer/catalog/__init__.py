@@ -16,7 +16,7 @@ and a tsvector GIN index on PostgreSQL.
     files.py        roots and files               chunks.py      chunks and vectors
     keywords.py     metadata and keyword search   filters.py     result filters as SQL
     textvectors.py  the text-vector cache         tags.py        tags and trained heads
-    reports.py      counts and failures
+    reports.py      counts and failures           refresh.py     metadata / name changes, vectors kept
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .files import FilesMixin
 from .filters import FiltersMixin
 from .keywords import KeywordsMixin, fts_words, keyword_text
 from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .refresh import RefreshMixin
 from .reports import ReportsMixin
 from .rows import (
     ChunkRow,
@@ -49,7 +50,8 @@ from .textvectors import TextVectorsMixin
 
 
 class Catalog(
-    TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, ReportsMixin, Database
+    TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin, ReportsMixin,
+    Database,
 ):
     """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
 

@@ -19,7 +19,7 @@ from .schema import tables as T
 # Characters of a failure reason kept in the files table.
 ERROR_CHARS = 500
 # The file facts a moved or duplicated file takes from the copy it reuses.
-COPIED_FACTS = ("content_hash", "duration_s", "sample_rate", "channels", "subtype", "container")
+COPIED_FACTS = ("content_hash", "audio_hash", "duration_s", "sample_rate", "channels", "subtype", "container")
 
 
 def file_select():
@@ -211,10 +211,11 @@ class FilesMixin:
         chunks: Sequence[tuple[int, float, float]],
         vectors: np.ndarray,
         metadata: dict[str, str],
+        audio_hash: str | None = None,
     ) -> tuple[int, list[int], list[int]]:
         """Store an embedded file. Returns (file id, new chunk ids, replaced chunk ids)."""
         values = dict(
-            size=size, mtime_ns=mtime_ns, content_hash=content_hash, status="ok", error=None,
+            size=size, mtime_ns=mtime_ns, content_hash=content_hash, audio_hash=audio_hash, status="ok", error=None,
             indexed_at=time.time(), **info.__dict__,
         )
         with self.transaction() as conn:

@@ -155,9 +155,15 @@ def m001_initial(conn: sa.Connection, dialect: str) -> None:
         )
 
 
+def m002_files_audio_hash(conn: sa.Connection, dialect: str) -> None:
+    """files.audio_hash: a metadata edit by any tool leaves it, so the vectors stay (issue 15)."""
+    add_column(conn, "files", sa.Column("audio_hash", sa.String(32)))
+
+
 # Append new steps here, numbered one after the last; never edit or reorder a step on main.
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
+    Migration(2, "files audio hash", m002_files_audio_hash),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):

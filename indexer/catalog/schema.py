@@ -39,6 +39,7 @@ sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # ok | failed
     sa.Column("error", sa.Text),
     sa.Column("indexed_at", sa.Float),
+    sa.Column("audio_hash", sa.String(32)),  # hash of the coded audio alone (indexer.audiohash)
     sa.UniqueConstraint("root_id", "rel", name="uq_files_root_rel"),
     sa.Index("ix_files_hash", "content_hash"),
     sa.Index("ix_files_status", "status"),

@@ -17,6 +17,7 @@ import click
 
 from ..config import ENV_DATABASE_URL, ENV_INDEX_DIR, Settings, UserError, resolve_index_dir
 from . import sources
+from .catalog_sync import open_catalog_if_any, sync_renamed, sync_undo, sync_written
 from .fields import expand_fields
 from .journal import Journal
 from .rename import apply_renames, plan_renames
@@ -59,6 +60,21 @@ def _open_catalog(settings: Settings):
     from ..catalog import Catalog
 
     return Catalog.open(settings.catalog_url, create=False)
+
+
+def _sync(settings: Settings, fn, items) -> None:
+    """Let the catalog (if this index has one) follow the files just changed; never fails the write."""
+    if not items:
+        return
+    cat = open_catalog_if_any(settings)
+    if cat is None:
+        return
+    try:
+        fn(cat, items)
+    except Exception as e:  # noqa: BLE001 - the files are written; the next build catches up
+        click.echo(f"warning: the catalog was not updated ({e}); run `sfx-index build` to catch up", err=True)
+    finally:
+        cat.close()
 
 
 def _expand(paths: tuple[str, ...]) -> list[str]:
@@ -165,6 +181,7 @@ def write_meta(paths, source, pairs, fields_spec, min_score, apply_, index_dir, 
     if apply_:
         with _progress(len(plans), "writing") as bar:
             change, results = write_files(plans, _journal(settings), progress=bar.update)
+        _sync(settings, sync_written, [r["path"] for r in results if r.get("status") == "written"])
         status = {r["path"]: r for r in results}
         for r in rows:
             res = status.get(r["path"], {})
@@ -228,6 +245,7 @@ def rename_ucs(paths, creator, source_id, source, min_score, with_sidecars, appl
     change = None
     if apply_:
         change, rows = apply_renames(plans, _journal(settings))
+        _sync(settings, sync_renamed, [(r["path"], r["new_path"]) for r in rows if r["status"] == "renamed"])
     else:
         rows = [p.row() for p in plans]
     if as_json:
@@ -263,7 +281,8 @@ def undo(change_id, list_, index_dir, db_url, as_json):
     """
     from .errors import CannotWrite
 
-    journal = _journal(_settings(index_dir, db_url))
+    settings = _settings(index_dir, db_url)
+    journal = _journal(settings)
     if list_:
         changes = journal.changes()
         data = [{"change": c.id, "kind": c.kind, "time": c.time, "files": len(c.entries), "undone": c.undone}
@@ -280,6 +299,7 @@ def undo(change_id, list_, index_dir, db_url, as_json):
         rows = journal.undo(change)
     except CannotWrite as e:
         raise UserError(str(e)) from None
+    _sync(settings, sync_undo, rows)
     if as_json:
         click.echo(json.dumps({"change": change.id, "rows": rows}, indent=2, ensure_ascii=False))
     else:

@@ -122,11 +122,14 @@ class Journal:
         results = []
         for entry in reversed(change.entries):
             try:
+                row = {"path": entry.get("path") or entry.get("old_path")}
                 if entry["op"] == "meta":
-                    status = self._undo_meta(entry)
+                    row["status"] = self._undo_meta(entry)
                 else:
-                    status = self._undo_rename(entry)
-                results.append({"path": entry.get("path") or entry.get("old_path"), "status": status})
+                    row["status"] = self._undo_rename(entry)
+                    if row["status"] == "renamed back":
+                        row["moves"] = [[entry["new_path"], entry["old_path"]]]
+                results.append(row)
             except CannotWrite as e:
                 results.append({"path": entry.get("path") or entry.get("old_path"), "status": "failed",
                                 "reason": str(e)})

@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from indexer.config import UserError
 from indexer.writeback import FIELDS, Journal, normalise, plan_file, write_files
+from indexer.writeback.catalog_sync import sync_undo, sync_written
 from indexer.writeback.errors import CannotWrite
 
 MAX_ITEMS = 500  # the app caps a request body at 64 kB anyway
@@ -184,7 +185,10 @@ def routes(library, files, *, index_dir: str | Path, loopback: bool, allow_write
 
             def write():
                 plans = [plan_file(p, v) for p, v in items]
-                return write_files(plans, journal)
+                change, rows = write_files(plans, journal)
+                # Search and the page show the new values at once (vectors untouched).
+                locked(sync_written, library.catalog, [r["path"] for r in rows if r.get("status") == "written"])
+                return change, rows
 
             change, rows = await run_in_threadpool(write)
             return {"change": change, "rows": rows}
@@ -201,6 +205,7 @@ def routes(library, files, *, index_dir: str | Path, loopback: bool, allow_write
                 raise UserError(why)
             change = journal.get(data.get("change") or None)
             rows = await run_in_threadpool(journal.undo, change)
+            await run_in_threadpool(locked, sync_undo, library.catalog, rows)
             return {"change": change.id, "rows": rows}
         return await guarded(request, run)
 
