@@ -117,3 +117,42 @@ def test_ucs_names_are_deduplicated_and_safe(tmp_path):
     assert "not in the UCS list" in bad.skipped
     nocreator = plan_renames([(str(tmp_path / "a.wav"), "DOORWood", "x")])[0]
     assert "--creator" in nocreator.skipped
+
+
+def test_catalog_follows_write_rename_and_undo_without_reembedding(cli, tmp_path, settings):
+    from indexer import pipeline
+    from indexer.catalog import Catalog
+
+    lib = tmp_path / "lib"
+    path = audiogen.write_audio(lib / "door take.wav", kind="sweep", duration=1.5)
+    pipeline.build(settings, [str(lib)], workers=1, progress=False)
+
+    def state():
+        cat = Catalog.open(settings.catalog_url, create=False)
+        try:
+            row = cat.file_by_path(path) or cat.file_by_path(lib / "DOORWood_zanzibar creak_JD_Barn.wav")
+            chunks, vecs = cat.chunks_for(row.id)
+            hits = [fid for fid, _ in cat.keyword_search("zanzibar")]
+            return row, [c.id for c in chunks], vecs, cat.metadata_for([row.id])[row.id], row.id in hits
+        finally:
+            cat.close()
+
+    row0, chunks0, vecs0, meta0, hit0 = state()
+    assert not hit0
+    r = cli("write-meta", path, "--set", "cat_id=DOORWood", "--set", "description=zanzibar creak", "--apply")
+    assert r.exit_code == 0, r.output
+    row1, chunks1, vecs1, meta1, hit1 = state()
+    assert hit1 and meta1["ixml.user.catid"] == "DOORWood" and meta1["bext.description"] == "zanzibar creak"
+    assert (row1.id, chunks1) == (row0.id, chunks0) and (vecs1 == vecs0).all()
+    assert row1.content_hash != row0.content_hash and row1.size == path.stat().st_size
+
+    r = cli("rename-ucs", path, "--from", "meta", "--creator", "JD", "--source", "Barn", "--apply")
+    assert r.exit_code == 0, r.output
+    row2, chunks2, _, meta2, hit2 = state()
+    assert row2.rel == "DOORWood_zanzibar creak_JD_Barn.wav" and (row2.id, chunks2) == (row0.id, chunks0)
+    assert meta2["ucs.cat_id"] == "DOORWood" and hit2
+
+    assert cli("undo").exit_code == 0 and cli("undo").exit_code == 0
+    row3, chunks3, _, meta3, hit3 = state()
+    assert row3.rel == "door take.wav" and chunks3 == chunks0 and not hit3
+    assert row3.content_hash == row0.content_hash
