@@ -24,10 +24,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .audiohash import audio_hash
 from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root, gc_paused
 from .config import UserError
 from .engine import Engine, LocalEngine
 from .locking import BuildLock
+from .metadata import read_metadata
 from .scan import ScannedFile, content_hash, scan
 from .workers import DecodePool
 
@@ -42,6 +44,7 @@ class BuildReport:
     duplicates: int = 0
     deleted: int = 0
     unchanged: int = 0
+    retagged: int = 0  # bytes changed around the same audio (a metadata edit): vectors kept
     failed: int = 0
     windows: int = 0
     seconds: float = 0.0
@@ -61,6 +64,7 @@ class _Pending:
     item: ScannedFile
     content_hash: str
     is_new: bool
+    audio_hash: str | None = None
     chunks: list = field(default_factory=list)   # (idx, start_s, end_s)
     vectors: list = field(default_factory=list)  # (k, d) arrays in window order
     info: dict | None = None
@@ -223,13 +227,15 @@ class Builder:
                         break
                     try:
                         h = _hash_regular_file(item.path)
+                        # The coded audio alone: a metadata edit by any tool leaves it (issue 15).
+                        ah = audio_hash(item.path)
                     except OSError as exc:
-                        hashed.put((item, state, None, f"cannot read: {exc.strerror or exc}"))
+                        hashed.put((item, state, None, None, f"cannot read: {exc.strerror or exc}"))
                         continue
                     except Exception as exc:  # noqa: BLE001 - one file, never the run
-                        hashed.put((item, state, None, f"cannot read: {type(exc).__name__}: {exc}"[:300]))
+                        hashed.put((item, state, None, None, f"cannot read: {type(exc).__name__}: {exc}"[:300]))
                         continue
-                    hashed.put((item, state, h, None))
+                    hashed.put((item, state, h, ah, None))
             finally:
                 hashed.put(None)
 
@@ -272,7 +278,7 @@ class Builder:
                     if got is None:
                         fed_all = True
                         break
-                    item, state, h, err = got
+                    item, state, h, ah, err = got
                     if err:
                         self._fail(root, item, err, None, state)
                         files_bar.update(1)
@@ -280,6 +286,15 @@ class Builder:
                     if state and state.status == "ok" and state.content_hash == h:
                         self.catalog.update_stat(state.id, size=item.size, mtime_ns=item.mtime_ns)
                         self.report.unchanged += 1
+                        files_bar.update(1)
+                        continue
+                    if (state and state.status == "ok" and ah is not None
+                            and self.catalog.audio_hash_of(state.id) == ah):
+                        # Only metadata changed (bext, iXML, tags...): new metadata and keywords,
+                        # the same chunks and vectors, no model.
+                        self.catalog.refresh_metadata(state.id, size=item.size, mtime_ns=item.mtime_ns,
+                                                      content_hash=h, metadata=read_metadata(item.path))
+                        self.report.retagged += 1
                         files_bar.update(1)
                         continue
                     src = self.catalog.find_embedded_by_hash(h)
@@ -292,7 +307,7 @@ class Builder:
                     if engine is None:
                         engine = self._engine_factory()
                     key_seq += 1
-                    pending[key_seq] = _Pending(root, item, h, is_new=state is None)
+                    pending[key_seq] = _Pending(root, item, h, is_new=state is None, audio_hash=ah)
                     inflight_hashes[h] = key_seq
                     engine.submit(key_seq, str(item.path))
 
@@ -353,7 +368,7 @@ class Builder:
                 fid, new_ids, old_ids = self.catalog.write_file(
                     p.root.id, p.item.rel, size=p.item.size, mtime_ns=p.item.mtime_ns,
                     content_hash=p.content_hash, info=info, chunks=p.chunks,
-                    vectors=np.stack(p.vectors), metadata=p.meta or {},
+                    vectors=np.stack(p.vectors), metadata=p.meta or {}, audio_hash=p.audio_hash,
                 )
                 removes += old_ids
                 adds.append((np.asarray(new_ids, np.int64), np.stack(p.vectors)))
