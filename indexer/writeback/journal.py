@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import file_hash, region_hash, rename_no_replace, replace_file
+from .atomic import file_hash, rename_no_replace, replace_file
 from .errors import CannotWrite
 
 
@@ -178,7 +178,3 @@ class Journal:
                 rename_no_replace(new, old)
         return "renamed back"
 
-
-def verify_region(f, offset: int, length: int, expect: str) -> None:
-    if region_hash(f, offset, length) != expect:
-        raise CannotWrite("audio bytes differ after the edit; nothing written")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..metadata import parse_bext, parse_info
 from . import ixml
@@ -152,8 +152,7 @@ def edit_bext(payload: bytes | None, description: str) -> bytes:
 
 
 def _info_value(text: str) -> bytes:
-    raw = text.encode("utf-8") + b"\x00"
-    return raw
+    return text.encode("utf-8") + b"\x00"  # INFO strings are NUL-terminated
 
 
 def edit_info(payload: bytes | None, values: dict[str, str]) -> bytes:
@@ -194,7 +193,6 @@ class Written:
     audio_new_off: int
     audio_hash: str
     new_size: int = 0
-    replaced: list[bytes] = field(default_factory=list)
 
 
 def _copy(src, dst, offset: int, length: int, h=None) -> None:
