@@ -11,7 +11,7 @@
     for (const [k, v] of Object.entries(attrs)) {
       if (k === "on") for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
       else if (k === "text") e.textContent = v;
-      else e.setAttribute(k, v);
+      else if (v !== null && v !== undefined) e.setAttribute(k, v);
     }
     for (const kid of kids) if (kid != null) e.append(kid);
     return e;
@@ -90,7 +90,6 @@
       el("span", { text: `Batch: ${items.length} files` }),
       el("button", { type: "button", text: "Preview", disabled: items.length ? null : "", on: { click: preview } }),
       el("button", { type: "button", text: "Clear", on: { click: () => { wb.batch.clear(); wb.previewId = null; renderBatch(); } } }));
-    if (!items.length) batchBox.querySelector("button").disabled = true;
   }
 
   const items = () => [...wb.batch.entries()].map(([file_id, values]) => ({ file_id: Number(file_id), values }));
