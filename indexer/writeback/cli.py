@@ -206,8 +206,10 @@ def write_meta(paths, source, pairs, fields_spec, min_score, apply_, index_dir, 
 
 @click.command("rename-ucs")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--creator", metavar="ID", help="CreatorID block (default: kept from a UCS name the file has).")
-@click.option("--source", "source_id", metavar="ID", help="SourceID block (default: kept from a UCS name).")
+@click.option("--creator", metavar="ID", envvar="SFX_UCS_CREATOR",
+              help="CreatorID block [env SFX_UCS_CREATOR; default: kept from a UCS name the file has].")
+@click.option("--source", "source_id", metavar="ID", envvar="SFX_UCS_SOURCE",
+              help="SourceID block [env SFX_UCS_SOURCE; default: kept from a UCS name the file has].")
 @click.option("--from", "source", default="review", show_default=True, metavar="SOURCE",
               help="Where the CatID comes from: review (accepted decisions), tags:SET, head:NAME, "
                    "or meta (the CatID written in each file, e.g. by write-meta).")
