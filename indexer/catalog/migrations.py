@@ -7,12 +7,12 @@ its version in `meta.schema_version` and refuses a version newer than `SCHEMA_VE
 
 To change the schema (docs/catalog.md has the whole recipe):
   1. edit the table in `schema.py` (new columns last);
-  2. append a step below, e.g.
+  2. append a step below, numbered N = the last one + 1, e.g. (with N = 7)
 
-        def m002_files_rating(conn, dialect):
+        def m007_files_rating(conn, dialect):
             add_column(conn, "files", sa.Column("rating", sa.Integer))
 
-     and its line `Migration(2, "files rating", m002_files_rating)` at the end of MIGRATIONS;
+     and its line `Migration(7, "files rating", m007_files_rating)` at the end of MIGRATIONS;
   3. run tests/test_catalog_migrations.py: it fails until the steps build what schema.py says.
 If someone landed the same number first, renumber yours when you rebase; never edit theirs.
 """
