@@ -12,6 +12,10 @@ transformers' ClapFeatureExtractor. `is_longer` comes from the real length of ea
 which for windows of at most 10 s is always False: transformers marks a random clip of the
 batch as longer in fusion mode when none is, which makes a vector depend on its batch.
 
+Each tower runs on a runtime (indexer.runtime): torch, or an OpenVINO export of the same
+checkpoint that was checked against torch fp32 before it is trusted. On OpenVINO a text query
+imports neither torch nor transformers.
+
 Importing this module imports neither torch nor transformers: `sfx-search`'s cold start
 depends on it.
 """
@@ -221,14 +225,25 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_device(device: str) -> str:
+    """'cpu', 'cuda' or 'mps'. `auto` asks torch only on a machine that may have a GPU, so that
+    a query on a CPU-only machine never imports it."""
+    from .runtime import cuda_possible, mps_possible
+
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
+    if device == "cpu" or (device == "auto" and not cuda_possible() and not mps_possible()):
+        return "cpu"
     import torch
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelLoadError(f"unknown device '{device}'; use auto, cpu or cuda")
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("--device cuda was asked for but this torch has no usable CUDA; use --device cpu")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelLoadError("--device mps was asked for but this torch has no usable MPS; use --device cpu")
     return device
 
 
@@ -241,6 +256,8 @@ def resolve_precision(precision: str, device: str) -> str:
         import torch
 
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device == "mps":
+        return "fp32"
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
@@ -264,11 +281,16 @@ class ClapEncoder:
 
     batch_size = 16  # windows per model call inside embed_audio (bounds memory)
 
-    def __init__(self, model: str, ckpt: Path, device: str, precision: str):
+    def __init__(self, model: str, ckpt: Path, device: str, precision: str, runtime: str = "torch",
+                 runtime_requested: str = "torch"):
         self.model_id = model
         self.path = ckpt
         self.device = device
         self.precision = precision
+        # Per tower: "torch" or "openvino". `auto` settles on the first use of a tower.
+        self.runtime_requested = runtime_requested
+        self.runtimes = {"audio": runtime, "text": runtime}
+        self._ov = {}
         self.config = _read_json(ckpt / "config.json")
         self.frontend = ClapFrontend(_read_json(ckpt / "preprocessor_config.json"))
         self.dim = int(self.config.get("projection_dim", 512))
@@ -280,33 +302,84 @@ class ClapEncoder:
 
     @classmethod
     def load(cls, model: str, *, device: str = "auto", precision: str = "auto",
-             parts: Sequence[str] = ("audio", "text")) -> "ClapEncoder":
-        """Resolve `model` and load the towers named in `parts` (the others load on first use)."""
+             parts: Sequence[str] = ("audio", "text"), runtime: str | None = None) -> "ClapEncoder":
+        """Resolve `model` and load the towers named in `parts` (the others load on first use).
+
+        runtime: auto|torch|openvino, else $SFX_RUNTIME, else auto (indexer.runtime)."""
+        from . import runtime as rt
+
         bad = set(parts) - {"audio", "text"}
         if bad:
             raise ValueError(f"unknown parts {sorted(bad)}; use 'audio' and/or 'text'")
         ckpt = resolve_checkpoint(model)
         dev = resolve_device(device)
-        enc = cls(model, ckpt, dev, resolve_precision(precision, dev))
-        _set_threads()
+        asked = rt.requested(runtime)
+        enc = cls(model, ckpt, dev, resolve_precision(precision, dev), rt.resolve(asked, dev), asked)
         if "audio" in parts:
-            enc._audio_model()
+            enc.audio_runtime()
         if "text" in parts:
             enc._text_model()
         return enc
+
+    # runtimes
+
+    def audio_runtime(self) -> str:
+        """The runtime that embeds this encoder's windows ('torch' or 'openvino'), settled now."""
+        self._ov_tower("audio")
+        if self.runtimes["audio"] == "torch":
+            self._audio_model()
+        return self.runtimes["audio"]
+
+    def _ov_tower(self, part: str):
+        """The OpenVINO tower of `part`, or None when that tower runs on torch."""
+        if self.runtimes[part] != "openvino":
+            return None
+        if part not in self._ov:
+            from .runtime import towers
+
+            tower = towers.audio_tower(self) if part == "audio" else towers.text_tower(self)
+            if tower is None:
+                self.runtimes[part] = "torch"
+                return None
+            self._ov[part] = tower
+        return self._ov[part]
+
+    def load_torch_tower(self, part: str, precision: str):
+        """The transformers tower of `part` at `precision` (the encoder's own is kept and reused)."""
+        from transformers import ClapAudioModelWithProjection, ClapTextModelWithProjection
+
+        if part == "audio" and precision == self.precision:
+            return self._audio_model()
+        cls = ClapAudioModelWithProjection if part == "audio" else ClapTextModelWithProjection
+        return self._from_pretrained(cls, dtype=self._torch_dtype(precision))
+
+    def hf_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        try:
+            with _quiet():
+                return AutoTokenizer.from_pretrained(str(self.path))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelLoadError(f"cannot load the tokenizer of '{self.model_id}': {first}") from None
 
     # loading
 
     @property
     def dtype(self):
+        return self._torch_dtype(self.precision)
+
+    @staticmethod
+    def _torch_dtype(precision: str):
         import torch
 
-        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+        return torch.bfloat16 if precision == "bf16" else torch.float32
 
-    def _from_pretrained(self, cls):
+    def _from_pretrained(self, cls, dtype=None):
+        _set_threads()
         try:
             with _quiet():
-                m = cls.from_pretrained(str(self.path), dtype=self.dtype)
+                m = cls.from_pretrained(str(self.path), dtype=dtype or self.dtype)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -325,21 +398,21 @@ class ClapEncoder:
         """The text tower: the cached export (indexer.textcache) when this checkpoint has one,
         else ClapTextModelWithProjection from `from_pretrained`, exported for the next process."""
         if self._text is None:
+            ov = self._ov_tower("text")
+            if ov is not None:
+                self._text, self._tokenizer = ov, ov.tokenizer
+                return self._text
             from . import textcache
 
+            _set_threads()
             tower = textcache.load(self.path, self.precision, self.device)
             if tower is not None:
                 self._text, self._tokenizer = tower, tower.tokenizer
                 return self._text
-            from transformers import AutoTokenizer, ClapTextModelWithProjection
+            from transformers import ClapTextModelWithProjection
 
             self._text = self._from_pretrained(ClapTextModelWithProjection)
-            try:
-                with _quiet():
-                    self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-            except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                raise ModelLoadError(f"cannot load the tokenizer of '{self.model_id}': {first}") from None
+            self._tokenizer = self.hf_tokenizer()
             if self.device == "cpu":
                 textcache.export(self._text, self._tokenizer, self.path, self.precision)
         return self._text
@@ -423,6 +496,11 @@ class ClapEncoder:
 
         if x.shape[0] == 0:
             return np.zeros((0, self.dim), np.float32)
+        ov = self._ov_tower("audio")
+        if ov is not None and not np.any(longer):  # the export refuses longer windows: torch runs those
+            from .runtime.openvino_common import unit
+
+            return unit(ov.embed(x.numpy() if torch.is_tensor(x) else x))
         model = self._audio_model()
         with torch.inference_mode():
             # contiguous: a channel view of a wider tensor would reach the BatchNorm above
@@ -439,13 +517,18 @@ class ClapEncoder:
     def embed_text(self, texts: list[str]):
         """Texts -> (n, dim) float32 unit vectors."""
         import numpy as np
-        import torch
 
         if isinstance(texts, str):
             texts = [texts]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         model = self._text_model()
+        if self.runtimes["text"] == "openvino":
+            from .runtime.openvino_common import unit
+
+            return unit(model.embed(list(texts)))
+        import torch
+
         with torch.inference_mode():
             if hasattr(model, "embed"):  # the cached tower (CPU)
                 out = model.embed(list(texts))

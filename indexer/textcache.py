@@ -220,7 +220,7 @@ def _tensors(sd: dict, n_layers: int, dtype) -> dict:
     return {k: v.detach().to(dtype).contiguous().clone() for k, v in out.items()}
 
 
-def _fast_tokenizer(hf_tokenizer):
+def fast_tokenizer(hf_tokenizer):
     """A `tokenizers.Tokenizer` that pads and truncates as `hf_tokenizer(texts, padding=True, truncation=True)`."""
     from tokenizers import Tokenizer
 
@@ -246,7 +246,7 @@ def export(hf_model, hf_tokenizer, ckpt: Path, precision: str) -> Path | None:
         return None
     try:
         arch = _arch(hf_model.config)
-        tok = _fast_tokenizer(hf_tokenizer)
+        tok = fast_tokenizer(hf_tokenizer)
         if arch is None or tok is None:
             log.debug("text cache: this text model or tokenizer is not supported; staying on transformers")
             return None

@@ -29,6 +29,9 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SFX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("SFX_NO_SERVER", "1")
+    # Torch unless a test asks for OpenVINO (tests/test_runtime.py): an export per test's own
+    # cache folder would cost every test that embeds a conversion of the model.
+    monkeypatch.setenv("SFX_RUNTIME", "torch")
     monkeypatch.delenv("SFX_MODEL", raising=False)
     monkeypatch.delenv("SFX_DATABASE_URL", raising=False)
 

@@ -1,0 +1,73 @@
+"""What the OpenVINO towers share: the Core, the compile settings, the probe's measures.
+
+Compile settings say exactly what runs: the inference precision is the one asked for (f32, or
+bf16 where the CPU has it; OpenVINO quietly keeps f32 where it has not, and the precision that
+actually ran is what gets recorded), and dynamic quantization of activations is off (it would
+move vectors by more than the fidelity tolerance).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+_CORE = None
+
+
+def core():
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+
+        _CORE = ov.Core()
+    return _CORE
+
+
+def version() -> str:
+    import openvino as ov
+
+    return ov.__version__.split("-")[0]
+
+
+def hint(precision: str) -> str:
+    """OpenVINO's INFERENCE_PRECISION_HINT for our precision names (int8 models run in f32
+    around their quantized ops)."""
+    return {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[precision]
+
+
+def compiled_precision(compiled) -> str:
+    """'fp32' or 'bf16': the precision the compiled model really runs its float ops in."""
+    value = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    return "bf16" if "bf16" in value else "fp32"
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(n == 0, 1.0, n)
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((unit(a) * unit(b)).sum(-1).min())
+
+
+def best_time(fn, rounds: int = 2) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def interleaved_times(fns: dict, rounds: int = 2) -> dict:
+    """Best wall time of each function over `rounds`, the functions taking turns (a crowded
+    machine slows whichever runs during a burst: turns spread that over all of them)."""
+    out = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            out[k] = min(out[k], time.perf_counter() - t)
+    return out

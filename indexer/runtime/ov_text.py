@@ -1,0 +1,133 @@
+"""The CLAP text tower on OpenVINO: exported once per checkpoint, run with numpy and `tokenizers`.
+
+A query that runs this tower imports neither torch nor transformers: the tokenizer is the
+checkpoint's fast tokenizer saved as `tokenizer.json` (with the truncation and padding
+AutoTokenizer applies), the model an OpenVINO IR. Each text is one request (no padding, so a
+text's vector does not depend on the other texts of the call); the compiled model is cached by
+OpenVINO beside the IR, which makes the next process's compile a read of that blob.
+
+The export is checked before it is trusted, as the torch text cache is: on probe texts the
+tokenizer must give AutoTokenizer's ids and the tower the transformers fp32 vectors (cosine
+>= VERIFY_COSINE); otherwise nothing is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import cache
+from .openvino_common import compiled_precision, core, hint, min_cosine, version
+
+log = logging.getLogger(__name__)
+
+
+def facts(ckpt: Path, precision: str) -> dict:
+    return cache.key_facts(ckpt, "text", "openvino", version(), precision)
+
+
+class OvTextTower:
+    """Texts -> (n, d) CLAP text embeddings (not normalised), same numbers as transformers."""
+
+    def __init__(self, folder: Path, precision: str, meta: dict | None = None):
+        from tokenizers import Tokenizer
+
+        self.path = Path(folder)
+        self.meta = meta or {}
+        self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        config = {"INFERENCE_PRECISION_HINT": hint(precision), "PERFORMANCE_HINT": "LATENCY",
+                  "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
+        if (self.path / "compiled").is_dir():
+            config["CACHE_DIR"] = str(self.path / "compiled")
+        self.compiled = core().compile_model(str(self.path / "model.xml"), "CPU", config)
+        self.precision = compiled_precision(self.compiled)
+        self.dim = int(self.compiled.output(0).get_partial_shape()[1].get_length())
+        self._request = None
+
+    def tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        e = self.tokenizer.encode(text)
+        return np.asarray([e.ids], np.int64), np.asarray([e.attention_mask], np.int64)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if self._request is None:
+            self._request = self.compiled.create_infer_request()
+        out = np.empty((len(texts), self.dim), np.float32)
+        for i, text in enumerate(texts):
+            ids, mask = self.tokenize(text)
+            out[i] = self._request.infer({0: ids, 1: mask})[0][0]
+        return out
+
+
+def _wrap(model):
+    import torch
+
+    class Text(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask).text_embeds
+
+    return Text(model).eval()
+
+
+def export(ckpt: Path, precision: str, load_fp32: Callable, hf_tokenizer) -> tuple[Path, dict]:
+    """Convert the fp32 text tower of `ckpt`, check it on the probe texts, write the cache entry.
+    Raises RuntimeError (nothing written) when it does not agree with transformers."""
+    import warnings
+
+    import openvino as ov
+    import torch
+
+    from ..textcache import PROBE_TEXTS, fast_tokenizer
+
+    key = facts(ckpt, precision)
+    tok = fast_tokenizer(hf_tokenizer)
+    if tok is None:
+        raise RuntimeError("this checkpoint's tokenizer has no fast (tokenizers) form")
+    model = load_fp32()
+    texts = list(PROBE_TEXTS)
+    with torch.inference_mode():
+        ref = np.concatenate([model(**hf_tokenizer([t], truncation=True, return_tensors="pt")).text_embeds.float().numpy()
+                              for t in texts])
+    example = hf_tokenizer(["metal scraping in stone room"], return_tensors="pt")
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        ir = ov.convert_model(_wrap(model), example_input=(example["input_ids"], example["attention_mask"]),
+                              input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1])])
+
+    def fill(tmp: Path) -> dict:
+        ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=False)
+        tok.save(str(tmp / "tokenizer.json"))
+        tower = OvTextTower(tmp, precision)
+        same = all(tower.tokenize(t)[0][0].tolist() == hf_tokenizer([t], truncation=True)["input_ids"][0]
+                   for t in texts)
+        got = tower.embed(texts)
+        cos = min_cosine(got, ref)
+        verified = {"ok": bool(same and cos >= cache.VERIFY_COSINE), "tokens_equal": same, "min_cosine": cos,
+                    "texts": len(texts), "reference": "transformers fp32"}
+        if not verified["ok"]:
+            raise RuntimeError(f"the OpenVINO text export differs from transformers fp32 ({verified})")
+        return {"verified": verified, "precision": tower.precision, "dim": tower.dim}
+
+    try:
+        return cache.write_entry(key, fill)
+    except RuntimeError as exc:
+        cache.record_failure(key, str(exc))
+        raise
+
+
+def load(ckpt: Path, precision: str) -> OvTextTower | None:
+    found = cache.read_entry(facts(ckpt, precision))
+    if found is None:
+        return None
+    dest, meta = found
+    try:  # OpenVINO's own cache of the compiled model: made by the first load, read by the next
+        (dest / "compiled").mkdir(exist_ok=True)
+    except OSError:
+        pass
+    return OvTextTower(dest, precision, meta)

@@ -1,0 +1,220 @@
+"""The runtime choice (torch / OpenVINO): fidelity to transformers fp32, determinism, the export's
+check and cache, `auto`'s choice and its fallbacks, a text query without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import runtime as rt
+from indexer.clap import ClapEncoder
+
+from fixtures_clap import tiny_clap, tiny_clap_dirs  # noqa: F401
+from test_clap import N, cos, reference_audio, repeatpad, windows
+
+needs_openvino = pytest.mark.skipif(not rt.openvino_installed(), reason="openvino is not installed")
+
+
+@pytest.fixture(scope="session")
+def ov_cache(tmp_path_factory):
+    """One export cache for the session: each export of the tiny model costs seconds."""
+    return tmp_path_factory.mktemp("ov-cache")
+
+
+@pytest.fixture
+def on_openvino(ov_cache, monkeypatch):
+    monkeypatch.setenv("SFX_CACHE_DIR", str(ov_cache))
+    monkeypatch.setenv("SFX_RUNTIME", "openvino")
+    return ov_cache
+
+
+def _ov(ckpt, **kw) -> ClapEncoder:
+    enc = ClapEncoder.load(str(ckpt), device="cpu", precision="fp32", runtime="openvino", **kw)
+    return enc
+
+
+# --- choosing -----------------------------------------------------------------------------------
+
+def test_requested_runtime_from_argument_or_environment(monkeypatch):
+    monkeypatch.delenv("SFX_RUNTIME", raising=False)
+    assert rt.requested(None) == "auto"
+    monkeypatch.setenv("SFX_RUNTIME", "OpenVINO")
+    assert rt.requested(None) == "openvino"
+    assert rt.requested("torch") == "torch"
+    with pytest.raises(rt.RuntimeUnavailable, match="unknown runtime 'onnx'"):
+        rt.requested("onnx")
+
+
+def test_auto_is_torch_off_the_cpu_and_without_openvino(monkeypatch):
+    assert rt.resolve("auto", "cuda") == "torch" and rt.resolve("auto", "mps") == "torch"
+    assert rt.resolve("torch", "cpu") == "torch"
+    monkeypatch.setattr(rt, "openvino_installed", lambda: False)
+    assert rt.resolve("auto", "cpu") == "torch"
+    with pytest.raises(rt.RuntimeUnavailable, match="pip install openvino"):
+        rt.resolve("openvino", "cpu")
+    with pytest.raises(rt.RuntimeUnavailable, match="--device cpu"):
+        rt.resolve("openvino", "cuda")
+
+
+def test_without_openvino_everything_runs_on_torch(tiny_clap, monkeypatch):
+    monkeypatch.setattr(rt, "openvino_installed", lambda: False)
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="auto")
+    assert enc.runtimes == {"audio": "torch", "text": "torch"}
+    assert enc.embed_audio(windows(2)).shape == (2, enc.dim)
+
+
+# --- OpenVINO: fidelity and determinism ---------------------------------------------------------
+
+@needs_openvino
+def test_openvino_audio_agrees_with_transformers_fp32(tiny_clap, on_openvino):
+    enc = _ov(tiny_clap, parts=("audio",))
+    assert enc.runtimes["audio"] == "openvino"
+    w = windows(5, seed=2)
+    short = windows(1, seed=4)[0, : 2 * 48_000 + 77]
+    ours = enc.embed_audio(np.concatenate([w, repeatpad(short)[None]]), n_real=[N] * 5 + [len(short)])
+    ref = reference_audio(tiny_clap, list(w) + [short])
+    assert ours.dtype == np.float32 and ours.shape == (6, enc.dim)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert cos(ours, ref).min() >= 0.9999
+    assert (ours @ ours.T)[np.triu_indices(6, 1)].min() < 0.99  # distinct vectors: the check means something
+
+
+@needs_openvino
+def test_openvino_window_vector_ignores_batch_order_and_threads(tiny_clap, on_openvino):
+    from indexer.runtime.ov_audio import OvAudioTower
+
+    enc = _ov(tiny_clap, parts=("audio",))
+    mel = enc.features(windows(9, seed=5))[0][:, 0]
+    alone = np.concatenate([enc.embed_mel(mel[i:i + 1]) for i in range(9)])
+    rng = np.random.default_rng(0)
+    for size in (2, 4, 9):
+        order = rng.permutation(9)
+        got = np.concatenate([enc.embed_mel(mel[order[i:i + size]]) for i in range(0, 9, size)])
+        assert np.array_equal(got, alone[order]), f"batch size {size}"
+    tower = enc._ov["audio"]
+    feats = mel[:, None]
+    by_streams = [OvAudioTower(tower.path, "fp32", streams=s).embed(feats) for s in (1, 2, 3)]
+    assert all(np.array_equal(by_streams[0], b) for b in by_streams[1:])
+    # A fresh process with its own thread count.
+    code = ("import sys, numpy as np; from indexer.runtime.ov_audio import OvAudioTower\n"
+            "x = np.load(sys.argv[2]); t = OvAudioTower(sys.argv[1], 'fp32', streams=1)\n"
+            "np.save(sys.stdout.buffer, t.embed(x))\n")
+    np.save(on_openvino / "feats.npy", feats)
+    out = subprocess.run([sys.executable, "-c", code, str(tower.path), str(on_openvino / "feats.npy")],
+                         capture_output=True, check=True, env=_env())
+    import io
+
+    assert np.array_equal(np.load(io.BytesIO(out.stdout)), by_streams[0])
+
+
+@needs_openvino
+def test_longer_windows_are_refused_by_the_export_and_run_on_torch(tiny_clap, on_openvino):
+    enc = _ov(tiny_clap, parts=("audio",))
+    feats, _ = enc.features(windows(2, seed=6))
+    with pytest.raises(ValueError, match="is_longer"):
+        enc._ov["audio"].embed(feats, np.array([False, True]))
+    torch_enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="torch", parts=("audio",))
+    n_real = [N, N + 1]
+    got = enc.embed_features(feats, np.array([False, True]))
+    assert cos(got[1], torch_enc.embed_features(feats, np.array([False, True]))[1]) >= 0.99999
+    assert cos(got, torch_enc.embed_audio(windows(2, seed=6), n_real)).min() >= 0.9999
+
+
+@needs_openvino
+def test_openvino_text_agrees_with_transformers_fp32(tiny_clap, on_openvino):
+    import torch
+    from transformers import AutoTokenizer, ClapModel
+
+    texts = ["dog barking", "metal scraping in stone room", "rain on a tin roof at night", ""]
+    enc = _ov(tiny_clap, parts=("text",))
+    assert enc.runtimes["text"] == "openvino"
+    ours = enc.embed_text(texts)
+    tok = AutoTokenizer.from_pretrained(tiny_clap)
+    model = ClapModel.from_pretrained(tiny_clap).eval()
+    with torch.inference_mode():
+        ref = model.get_text_features(**tok(texts, padding=True, return_tensors="pt")).pooler_output.numpy()
+    assert cos(ours, ref).min() >= 0.9999
+    # A text's vector does not depend on the other texts of the call.
+    assert np.array_equal(enc.embed_text([texts[1]])[0], ours[1])
+
+
+def _env(**extra):
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), **extra)
+    return env
+
+
+@needs_openvino
+def test_a_text_query_on_openvino_imports_neither_torch_nor_transformers(tiny_clap, on_openvino):
+    _ov(tiny_clap, parts=("text",))  # the export exists
+    code = ("import sys; from indexer.clap import ClapEncoder\n"
+            "e = ClapEncoder.load(sys.argv[1], parts=('text',))\n"
+            "v = e.embed_text(['door slam'])\n"
+            "print(e.runtimes['text'], v.shape, sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_clap)], capture_output=True, text=True,
+                         env=_env(SFX_RUNTIME="auto"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "openvino (1, 32) []"
+
+
+# --- the export's check, cache and fallbacks ----------------------------------------------------
+
+@needs_openvino
+def test_a_failed_check_keeps_nothing_and_auto_falls_back_to_torch(tiny_clap, tmp_path, monkeypatch):
+    from indexer.runtime import cache, ov_audio
+
+    monkeypatch.setenv("SFX_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setattr(cache, "VERIFY_COSINE", 1.5)  # no export can pass
+    with pytest.raises(rt.RuntimeUnavailable, match="differs from torch fp32.*--runtime torch"):
+        _ov(tiny_clap, parts=("audio",))
+    assert ov_audio.load(tiny_clap, "fp32") is None  # nothing kept
+    assert cache.failed_before(ov_audio.facts(tiny_clap, "fp32"))
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="auto", parts=("audio",))
+    assert enc.runtimes["audio"] == "torch"
+    assert enc.embed_audio(windows(1)).shape == (1, enc.dim)
+
+
+@needs_openvino
+def test_auto_keeps_torch_where_the_export_measured_slower(tiny_clap, on_openvino):
+    from indexer.runtime import ov_audio
+
+    _ov(tiny_clap, parts=("audio",))
+    entry = ov_audio.load(tiny_clap, "fp32").path.parent
+    meta_file = entry / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["verified"]["ok"] and meta["verified"]["min_cosine"] >= 0.9999
+    assert set(meta["seconds_per_window"]) == {"openvino", "torch"}
+    original = meta_file.read_text()
+    try:
+        meta["seconds_per_window"] = {"openvino": 2.0, "torch": 1.0}
+        meta_file.write_text(json.dumps(meta))
+        auto = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="auto", parts=("audio",))
+        assert auto.runtimes["audio"] == "torch"
+        assert _ov(tiny_clap, parts=("audio",)).runtimes["audio"] == "openvino"  # asked for: given
+    finally:
+        meta_file.write_text(original)
+
+
+@needs_openvino
+def test_a_changed_checkpoint_gets_a_new_export(tiny_clap, on_openvino, tmp_path):
+    import shutil
+
+    from indexer.runtime import ov_audio
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_clap, copy)
+    a = ov_audio.facts(tiny_clap, "fp32")
+    b = ov_audio.facts(copy, "fp32")
+    assert a != b  # another path
+    before = ov_audio.facts(copy, "fp32")
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["logit_scale_init_value"] = 2.0
+    (copy / "config.json").write_text(json.dumps(cfg))
+    assert ov_audio.facts(copy, "fp32") != before
+    assert ov_audio.load(copy, "fp32") is None
