@@ -248,8 +248,9 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_precision(precision: str, device: str) -> str:
+    """The float precision of the torch towers (and of OpenVINO's float ops): fp32 or bf16."""
     if precision not in ("auto", "fp32", "bf16"):
-        raise ModelLoadError(f"unknown precision '{precision}'; use auto, fp32 or bf16")
+        raise ModelLoadError(f"unknown precision '{precision}'; use auto, fp32, bf16 (or int8 on OpenVINO)")
     if precision != "auto":
         return precision
     if device == "cuda":
@@ -291,6 +292,8 @@ class ClapEncoder:
         self.runtime_requested = runtime_requested
         self.runtimes = {"audio": runtime, "text": runtime}
         self._ov = {}
+        self.audio_precision = precision  # "int8" when the audio tower is the quantized one
+        self.int8_dir = None
         self.config = _read_json(ckpt / "config.json")
         self.frontend = ClapFrontend(_read_json(ckpt / "preprocessor_config.json"))
         self.dim = int(self.config.get("projection_dim", 512))
@@ -302,10 +305,13 @@ class ClapEncoder:
 
     @classmethod
     def load(cls, model: str, *, device: str = "auto", precision: str = "auto",
-             parts: Sequence[str] = ("audio", "text"), runtime: str | None = None) -> "ClapEncoder":
+             parts: Sequence[str] = ("audio", "text"), runtime: str | None = None,
+             int8_dir: Path | None = None) -> "ClapEncoder":
         """Resolve `model` and load the towers named in `parts` (the others load on first use).
 
-        runtime: auto|torch|openvino, else $SFX_RUNTIME, else auto (indexer.runtime)."""
+        runtime: auto|torch|openvino, else $SFX_RUNTIME, else auto (indexer.runtime).
+        precision int8 (audio on OpenVINO only) reads the quantized model that a build made in
+        the index folder `int8_dir` (indexer.runtime.int8); the text tower stays float."""
         from . import runtime as rt
 
         bad = set(parts) - {"audio", "text"}
@@ -314,7 +320,13 @@ class ClapEncoder:
         ckpt = resolve_checkpoint(model)
         dev = resolve_device(device)
         asked = rt.requested(runtime)
-        enc = cls(model, ckpt, dev, resolve_precision(precision, dev), rt.resolve(asked, dev), asked)
+        int8 = precision == "int8"
+        if int8:
+            rt.check_int8(asked, dev)
+            asked = "openvino"
+        enc = cls(model, ckpt, dev, resolve_precision("auto" if int8 else precision, dev), rt.resolve(asked, dev), asked)
+        enc.audio_precision = "int8" if int8 else enc.precision
+        enc.int8_dir = Path(int8_dir) if int8_dir else None
         if "audio" in parts:
             enc.audio_runtime()
         if "text" in parts:
@@ -330,6 +342,12 @@ class ClapEncoder:
             self._audio_model()
         return self.runtimes["audio"]
 
+    def embedding_facts(self) -> dict:
+        """What embeds this encoder's windows: {'runtime', 'precision'} (the catalog records it)."""
+        runtime = self.audio_runtime()
+        tower = self._ov.get("audio")
+        return {"runtime": runtime, "precision": tower.precision if tower is not None else self.precision}
+
     def _ov_tower(self, part: str):
         """The OpenVINO tower of `part`, or None when that tower runs on torch."""
         if self.runtimes[part] != "openvino":
@@ -337,7 +355,10 @@ class ClapEncoder:
         if part not in self._ov:
             from .runtime import towers
 
-            tower = towers.audio_tower(self) if part == "audio" else towers.text_tower(self)
+            if part == "audio" and self.audio_precision == "int8":
+                tower = towers.int8_tower(self)
+            else:
+                tower = towers.audio_tower(self) if part == "audio" else towers.text_tower(self)
             if tower is None:
                 self.runtimes[part] = "torch"
                 return None

@@ -10,12 +10,14 @@ mono and stereo; 1 to 60 s), then on the full-size random CLAP checkpoint:
       (scan, hashing, model load, decoding, commits, FAISS save) and in steady state (from the
       first model call to the last), with the model's busy share and its batch sizes.
 
-The ratio (b)/(a) is the figure of merit; the goal is 0.90. It also prints the load average
-(the machine may be shared: rerun when it is quiet) and the peak RSS of this process and of
-the decode workers.
+The ratio (b)/(a) is the figure of merit; the goal is 0.90. Each runtime (torch, and OpenVINO
+where it is installed) gets its own (a) and (b) in the same run, the models measured side by
+side before and after the builds, so the runtimes' ratios come from one run. It also prints the
+load average (the machine may be shared) and the peak RSS of the decode workers.
 
     python scripts/bench_build.py [--files 40] [--model DIR] [--batch-size 16] [--workers W]
-                                  [--precision auto|fp32|bf16] [--seed 0] [--keep DIR]
+                                  [--precision auto|fp32|bf16] [--runtimes torch,openvino]
+                                  [--seed 0] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -163,6 +165,37 @@ def load() -> str:
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
+def build_once(lib: Path, tmp: Path, model: str, runtime: str, args, workers: int) -> dict:
+    """One whole build of `lib` into a fresh index on `runtime`; its figures."""
+    from indexer import pipeline
+    from indexer.config import Settings
+
+    os.environ["SFX_RUNTIME"] = runtime  # what --runtime sets
+    settings = Settings(index_dir=tmp / f"index-{runtime}", model=model, device="cpu", precision=args.precision)
+    clock = ModelClock()
+    kids_mem = ChildMemory()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    try:
+        report = pipeline.build(settings, [lib], batch_size=args.batch_size, workers=workers, progress=False)
+    finally:
+        clock.restore()
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_rss = kids_mem.stop()
+    calls = clock.calls
+    first, last = calls[0][0], calls[-1][1]
+    sizes = [b for *_, b in calls]
+    shutil.rmtree(settings.index_dir, ignore_errors=True)
+    return dict(report=report, wall=wall, windows=report.windows,
+                files=report.new + report.changed + report.moved + report.duplicates,
+                before_first=first - t0, after_last=t0 + wall - last, steady=last - first,
+                busy=sum(e - s for s, e, _ in calls), calls=len(calls),
+                partial=sum(b < args.batch_size for b in sizes), sizes=(min(sizes), max(sizes)),
+                worker_cpu=(cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+                worker_rss=worker_rss)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--files", type=int, default=40)
@@ -172,7 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: the build's default)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--reps", type=int, default=3, help="timed model batches before and after the build")
+    p.add_argument("--runtimes", default=None,
+                   help="comma-separated, built in turn (default: torch,openvino where openvino is installed)")
+    p.add_argument("--reps", type=int, default=3, help="timed model batches before and after the builds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="generate the library here and keep it (default: a temp dir, removed)")
     args = p.parse_args(argv)
@@ -181,8 +216,9 @@ def main(argv=None) -> int:
 
     from indexer import pipeline
     from indexer.clap import ClapEncoder, load_frontend
-    from indexer.config import Settings
+    from indexer.runtime import openvino_installed
 
+    runtimes = (args.runtimes or ("torch,openvino" if openvino_installed() else "torch")).split(",")
     model = args.model or str(full_checkpoint())
     workers = args.workers or pipeline.default_workers()
     tmp = Path(tempfile.mkdtemp(prefix="sfx-bench-build-"))
@@ -193,61 +229,58 @@ def main(argv=None) -> int:
         print(f"library: {args.files} files, {audio_s / 60:.1f} min of audio, {expect_windows} windows "
               f"(generated in {time.perf_counter() - t0:.1f} s)")
 
-        # (a) the pure model, same checkpoint, batch size and precision as the build.
-        enc = ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",))
+        # (a) the pure model of each runtime, same checkpoint, batch size and precision as the build.
+        encs = {rt: ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",), runtime=rt)
+                for rt in runtimes}
         frontend, _ = load_frontend(model)
         rng = np.random.default_rng(1)
         wav = (0.1 * rng.standard_normal((args.batch_size, 480_000))).astype(np.float32)
         mel = frontend.mel(wav).numpy()
-        print(f"model {model}: precision {args.precision} -> {enc.precision}, torch {torch.__version__}, "
+        print(f"model {model}: precision {args.precision}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; batch {args.batch_size}, "
-              f"{workers} decode worker(s)")
+              f"{workers} decode worker(s); runtimes " + ", ".join(
+                  f"{rt} -> {e.runtimes['audio']} {e._ov['audio'].precision if 'audio' in e._ov else e.precision}"
+                  for rt, e in encs.items()))
         print(f"[{load()}]")
-        before = pure_model_rate(enc, mel, args.batch_size, args.reps)
-        print(f"(a) pure model before build: {before:.2f} windows/s")
-        del enc
+        before = {rt: pure_model_rate(e, mel, args.batch_size, args.reps) for rt, e in encs.items()}
+        print("(a) pure model before the builds: " + ", ".join(f"{rt} {r:.2f}" for rt, r in before.items())
+              + " windows/s")
+        del encs
 
-        # (b) the whole build.
-        settings = Settings(index_dir=tmp / "index", model=model, device="cpu", precision=args.precision)
-        clock = ModelClock()
-        kids_mem = ChildMemory()
+        # (b) the whole build on each runtime, in turn.
+        builds = {}
+        for rt in runtimes:
+            print(f"[{load()}]")
+            b = builds[rt] = build_once(lib, tmp, model, rt, args, workers)
+            print(f"(b) build on {rt}: {b['files']} files ({b['report'].failed} failed), {b['windows']} windows in "
+                  f"{b['wall']:.1f} s: {b['files'] / b['wall']:.2f} files/s, {b['windows'] / b['wall']:.2f} windows/s "
+                  "end to end")
+            print(f"    before the first model call {b['before_first']:.1f} s (scan, hash, model load, first decode); "
+                  f"after the last {b['after_last']:.1f} s (commit, FAISS save)")
+            print(f"    steady state: {b['windows'] / b['steady']:.2f} windows/s; model busy {b['busy'] / b['steady']:.1%}, "
+                  f"in-build model rate {b['windows'] / b['busy']:.2f} windows/s; {b['calls']} batches, "
+                  f"{b['partial']} partial (sizes {b['sizes'][0]}-{b['sizes'][1]})")
+            print(f"    decode workers (decode, resample, log-mel): {b['worker_cpu']:.1f} CPU s, "
+                  f"{1000 * b['worker_cpu'] / max(b['windows'], 1):.0f} ms per window; largest {b['worker_rss']:.0f} MB")
+
         print(f"[{load()}]")
-        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        report = pipeline.build(settings, [lib], batch_size=args.batch_size, workers=workers, progress=False)
-        wall = time.perf_counter() - t0
-        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        worker_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-        worker_rss = kids_mem.stop()
-        clock.restore()
-        load_during = load()
-        calls = clock.calls
-        n_win = report.windows
-        files = report.new + report.changed + report.moved + report.duplicates
-        first, last = calls[0][0], calls[-1][1]
-        steady = last - first
-        busy = sum(e - s for s, e, _ in calls)
-        sizes = [b for *_, b in calls]
-        print(f"(b) build: {files} files ({report.failed} failed), {n_win} windows in {wall:.1f} s: "
-              f"{files / wall:.2f} files/s, {n_win / wall:.2f} windows/s end to end")
-        print(f"    before the first model call {first - t0:.1f} s (scan, hash, model load, first decode); "
-              f"after the last {t0 + wall - last:.1f} s (commit, FAISS save)")
-        print(f"    steady state: {n_win / steady:.2f} windows/s; model busy {busy / steady:.1%}, "
-              f"in-build model rate {n_win / busy:.2f} windows/s; {len(calls)} batches, "
-              f"{sum(b < args.batch_size for b in sizes)} partial (sizes {min(sizes)}-{max(sizes)})")
-        print(f"    decode workers (decode, resample, log-mel): {worker_cpu:.1f} CPU s, "
-              f"{1000 * worker_cpu / max(n_win, 1):.0f} ms per window")
-        print(f"[{load_during}]")
-
-        enc = ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",))
-        after = pure_model_rate(enc, mel, args.batch_size, args.reps)
-        print(f"(a) pure model after build: {after:.2f} windows/s")
-        ref = (before + after) / 2
-        print(f"ratio build/model (goal >= 0.90): steady state {n_win / steady / ref:.2f}, "
-              f"end to end {n_win / wall / ref:.2f}  (reference {ref:.2f} windows/s, mean of before/after)")
+        encs = {rt: ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",), runtime=rt)
+                for rt in runtimes}
+        after = {rt: pure_model_rate(e, mel, args.batch_size, args.reps) for rt, e in encs.items()}
+        print("(a) pure model after the builds: " + ", ".join(f"{rt} {r:.2f}" for rt, r in after.items())
+              + " windows/s")
+        for rt in runtimes:
+            ref = (before[rt] + after[rt]) / 2
+            b = builds[rt]
+            print(f"{rt}: ratio build/model (goal >= 0.90): steady state {b['windows'] / b['steady'] / ref:.2f}, "
+                  f"end to end {b['windows'] / b['wall'] / ref:.2f}  (model {ref:.2f} windows/s, mean of before/after)")
+        if len(runtimes) > 1:
+            a, z = runtimes[0], runtimes[-1]
+            print(f"{z} / {a}: model {(before[z] + after[z]) / (before[a] + after[a]):.2f}x, build end to end "
+                  f"{builds[a]['wall'] / builds[z]['wall']:.2f}x, steady state "
+                  f"{builds[a]['steady'] / builds[z]['steady']:.2f}x")
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS: this process {own:.0f} MB (model, build and bench), largest decode worker "
-              f"{worker_rss:.0f} MB")
+        print(f"peak RSS of this process {own:.0f} MB (models, builds and bench)")
         print(f"[{load()}]")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -218,3 +218,57 @@ def test_a_changed_checkpoint_gets_a_new_export(tiny_clap, on_openvino, tmp_path
     (copy / "config.json").write_text(json.dumps(cfg))
     assert ov_audio.facts(copy, "fp32") != before
     assert ov_audio.load(copy, "fp32") is None
+
+
+# --- the catalog's record of what embedded it ---------------------------------------------------
+
+def test_catalog_records_runtimes_and_never_mixes_int8_with_float(tmp_path):
+    from indexer.catalog import Catalog, EmbeddingMixMismatch
+
+    cat = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}", create=True)
+    assert cat.embedders() is None
+    cat.record_embedder("torch", "fp32")
+    cat.record_embedder("openvino", "fp32", "2026.4.1")
+    cat.record_embedder("openvino", "fp32", "2026.4.1")  # once per combination
+    rec = cat.embedders()
+    assert rec["family"] == "float"
+    assert [(r["runtime"], r["precision"]) for r in rec["runs"]] == [("torch", "fp32"), ("openvino", "fp32")]
+    with pytest.raises(EmbeddingMixMismatch, match="never mix.*--index DIR"):
+        cat.record_embedder("openvino", "int8")
+    cat.close()
+    other = Catalog.open(f"sqlite:///{tmp_path / 'd.sqlite'}", create=True)
+    other.record_embedder("openvino", "int8")
+    with pytest.raises(EmbeddingMixMismatch, match="holds int8 vectors"):
+        other.check_embedder("bf16")
+    other.close()
+
+
+needs_nncf = pytest.mark.skipif(not (rt.openvino_installed() and __import__("importlib.util").util.find_spec("nncf")),
+                                reason="openvino or nncf is not installed")
+
+
+@needs_nncf
+def test_int8_is_calibrated_on_the_library_reported_then_used(tiny_clap, on_openvino, library, tmp_path):
+    from indexer.runtime import int8, towers
+
+    root, files = library
+    with pytest.raises(rt.RuntimeUnavailable, match="--runtime openvino"):
+        ClapEncoder.load(str(tiny_clap), device="cpu", precision="int8", runtime="torch", parts=())
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision="int8", parts=(), int8_dir=tmp_path / "index")
+    with pytest.raises(rt.RuntimeUnavailable, match="build --precision int8"):
+        enc.embed_audio(windows(1))
+    lines = []
+    meta = towers.prepare_int8(enc, sorted(files.values()), lines.append)
+    assert lines[0].startswith("calibrating the int8 audio model on") and "int8 fidelity on" in lines[1]
+    assert "cosine to the float vectors: min" in lines[2] and "similar-searches" in lines[3]
+    assert meta["fidelity"]["windows"] == len(int8.calibration_windows(sorted(files.values())))
+    assert (tmp_path / "index" / int8.FOLDER / "model.xml").is_file()
+    assert enc.embedding_facts() == {"runtime": "openvino", "precision": "int8"}
+    got = enc.embed_audio(windows(3, seed=8))
+    ref = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="torch",
+                           parts=("audio",)).embed_audio(windows(3, seed=8))
+    assert got.shape == ref.shape and not np.array_equal(got, ref)  # quantized: close, not equal
+    assert cos(got, ref).min() > 0.5
+    again = []
+    towers.prepare_int8(enc, [], again.append)  # made once per index: the report again, no calibration
+    assert again[0].startswith("int8 fidelity on")

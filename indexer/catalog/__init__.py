@@ -17,6 +17,7 @@ and a tsvector GIN index on PostgreSQL.
     keywords.py     metadata and keyword search   filters.py     result filters as SQL
     textvectors.py  the text-vector cache         tags.py        tags and trained heads
     reports.py      counts and failures           refresh.py     metadata / name changes, vectors kept
+    embedders.py    the runtimes and precisions that embedded the vectors
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..config import safe_text
 from .batching import gc_paused
 from .chunks import ChunksMixin
 from .db import CatalogError, Database, ModelMismatch
+from .embedders import EmbeddersMixin, EmbeddingMixMismatch
 from .encoding import decode_vectors, encode_vectors, rel_from_db, rel_to_db
 from .files import FilesMixin
 from .filters import FiltersMixin
@@ -51,13 +53,13 @@ from .textvectors import TextVectorsMixin
 
 class Catalog(
     TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin, ReportsMixin,
-    Database,
+    EmbeddersMixin, Database,
 ):
     """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
 
 
 __all__ = [
-    "Catalog", "CatalogError", "ModelMismatch", "ModelRecord", "Root", "FileState", "FileRow", "ChunkRow",
+    "Catalog", "CatalogError", "ModelMismatch", "EmbeddingMixMismatch", "ModelRecord", "Root", "FileState", "FileRow", "ChunkRow",
     "FileInfo", "TagRow", "TagSetInfo", "TaggedFile", "HeadRecord", "MACHINE_SOURCES", "USER_SET",
     "MIGRATIONS", "SCHEMA_VERSION", "tables", "gc_paused", "rel_to_db", "rel_from_db", "encode_vectors",
     "decode_vectors", "fts_words", "keyword_text", "safe_text",

@@ -89,6 +89,16 @@ def resolve(runtime: str | None, device: str) -> str:
     return "openvino" if device == "cpu" and openvino_installed() else "torch"
 
 
+def check_int8(runtime: str, device: str) -> None:
+    """--precision int8 is the OpenVINO audio tower quantized by NNCF: refuse it elsewhere."""
+    if runtime == "torch":
+        raise RuntimeUnavailable("--precision int8 runs on OpenVINO; use --runtime openvino (or auto)")
+    if device != "cpu":
+        raise RuntimeUnavailable(f"--precision int8 runs on the CPU; use --device cpu (not {device})")
+    if not openvino_installed():
+        raise RuntimeUnavailable("--precision int8 needs OpenVINO and NNCF: pip install 'sfx-index[int8]'")
+
+
 def cpu_count() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))

@@ -88,3 +88,53 @@ def text_tower(encoder):
     if tower is None:
         _refuse_or_fallback(encoder, "text", "its cache entry could not be read back")
     return tower
+
+
+def int8_tower(encoder):
+    """The index's int8 audio model (made by `prepare_int8` in a build), or an error saying how."""
+    from . import RuntimeUnavailable, int8
+    from .ov_audio import OvAudioTower
+
+    found = int8.read(encoder.int8_dir, int8.checkpoint_key(encoder.path)) if encoder.int8_dir else None
+    if found is None:
+        raise RuntimeUnavailable("this index has no int8 model for this checkpoint yet: "
+                                 "run sfx-index build --precision int8 on your library first")
+    xml, meta = found
+    return OvAudioTower(xml, "int8", meta)
+
+
+def prepare_int8(encoder, files, echo) -> dict:
+    """Make the index's int8 model when missing (calibrated on windows of `files`), and print
+    its fidelity report with `echo` before it is used. Returns the model's meta."""
+    from . import RuntimeUnavailable, int8
+
+    key = int8.checkpoint_key(encoder.path)
+    found = int8.read(encoder.int8_dir, key)
+    if found is None:
+        windows = int8.calibration_windows(files)
+        if len(windows) < 2:
+            raise RuntimeUnavailable("--precision int8 calibrates on your library's audio: "
+                                     "no readable audio found yet; build in float first")
+        echo(f"calibrating the int8 audio model on {len(windows)} windows of your library (once per index)")
+        features = encoder.frontend(windows)[0]
+        float_tower = audio_tower_float(encoder)
+        try:
+            meta = int8.quantize(float_tower.path, features, encoder.int8_dir / int8.FOLDER, key, float_tower)
+        except ImportError:
+            raise RuntimeUnavailable("--precision int8 needs NNCF: pip install 'sfx-index[int8]'") from None
+    else:
+        meta = found[1]
+    for line in int8.report_lines(meta["fidelity"], meta.get("reference", "the float model")):
+        echo(line)
+    return meta
+
+
+def audio_tower_float(encoder):
+    """The float OpenVINO audio tower of the encoder's checkpoint (the int8 model's reference)."""
+    saved = encoder.runtime_requested
+    encoder.runtime_requested = "openvino"
+    try:
+        tower = audio_tower(encoder)
+    finally:
+        encoder.runtime_requested = saved
+    return tower
