@@ -281,6 +281,7 @@ class ClapEncoder:
     """Audio windows and texts -> L2-normalised float32 vectors of one CLAP checkpoint."""
 
     batch_size = 16  # windows per model call inside embed_audio (bounds memory)
+    gpu_batch_size = 128  # on a GPU: large batches keep it busy
 
     def __init__(self, model: str, ckpt: Path, device: str, precision: str, runtime: str = "torch",
                  runtime_requested: str = "torch"):
@@ -326,6 +327,8 @@ class ClapEncoder:
             asked = "openvino"
         enc = cls(model, ckpt, dev, resolve_precision("auto" if int8 else precision, dev), rt.resolve(asked, dev), asked)
         enc.audio_precision = "int8" if int8 else enc.precision
+        if dev != "cpu":
+            enc.batch_size = cls.gpu_batch_size
         enc.int8_dir = Path(int8_dir) if int8_dir else None
         if "audio" in parts:
             enc.audio_runtime()
@@ -454,9 +457,20 @@ class ClapEncoder:
         longer = self.frontend.is_longer(windows.shape[0], n_real)
         out = [np.zeros((0, self.dim), np.float32)]
         for i in range(0, windows.shape[0], self.batch_size):
-            mel = self.frontend.mel(windows[i:i + self.batch_size])
+            mel = self.mel(windows[i:i + self.batch_size])
             out.append(self._embed_mel(mel, longer[i:i + self.batch_size]))
         return np.concatenate(out)
+
+    def mel(self, windows):
+        """(n, 480000) -> (n, 1001, 64) log-mel: our CPU frontend, or on a GPU the batched one
+        (indexer.runtime.gpu_mel), computed where the model runs."""
+        if self.device == "cpu":
+            return self.frontend.mel(windows)
+        if getattr(self, "_gpu_mel", None) is None:
+            from .runtime.gpu_mel import BatchedLogMel
+
+            self._gpu_mel = BatchedLogMel(self.frontend.log_mel(), self.device)
+        return self._gpu_mel(windows)
 
     def embed_mel(self, mel, n_real=None):
         """(n, 1001, 64) log-mel from the frontend -> (n, dim) unit vectors (the pipeline's model step)."""

@@ -272,3 +272,37 @@ def test_int8_is_calibrated_on_the_library_reported_then_used(tiny_clap, on_open
     again = []
     towers.prepare_int8(enc, [], again.append)  # made once per index: the report again, no calibration
     assert again[0].startswith("int8 fidelity on")
+
+
+# --- GPUs -----------------------------------------------------------------------------------------
+
+def test_batched_gpu_frontend_computes_the_cpu_frontend(tiny_clap):
+    """The GPU frontend's ops run on the CPU too: same numbers as indexer.mel's frontend."""
+    import torch
+
+    from indexer.runtime.gpu_mel import BatchedLogMel
+
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="torch", parts=())
+    w = windows(5, seed=9)
+    w[3] *= 1e-4  # quiet: where float32 would drift
+    ours = BatchedLogMel(enc.frontend.log_mel(), "cpu")(torch.from_numpy(w))
+    np.testing.assert_allclose(ours.numpy(), enc.frontend.mel(w).numpy(), atol=2e-4)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device on this machine (the CUDA path runs where one exists)")
+def test_cuda_embeds_like_the_cpu_in_large_batches(tiny_clap):
+    gpu = ClapEncoder.load(str(tiny_clap), device="cuda", precision="fp32", parts=("audio",))
+    cpu = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", runtime="torch", parts=("audio",))
+    assert gpu.runtimes["audio"] == "torch" and gpu.batch_size == ClapEncoder.gpu_batch_size
+    w = windows(6, seed=10)
+    assert cos(gpu.embed_audio(w), cpu.embed_audio(w)).min() >= 0.9999
+    assert str(gpu.mel(w).device).startswith("cuda")
