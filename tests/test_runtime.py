@@ -306,3 +306,21 @@ def test_cuda_embeds_like_the_cpu_in_large_batches(tiny_clap):
     w = windows(6, seed=10)
     assert cos(gpu.embed_audio(w), cpu.embed_audio(w)).min() >= 0.9999
     assert str(gpu.mel(w).device).startswith("cuda")
+
+
+@needs_openvino
+def test_prefetched_text_tower_is_the_one_the_query_uses(tiny_clap, on_openvino, monkeypatch):
+    from indexer.runtime import prefetch
+
+    _ov(tiny_clap, parts=("text",))  # the export exists
+    monkeypatch.setenv("SFX_RUNTIME", "torch")
+    assert prefetch.start_text_tower(str(tiny_clap)) is False  # not a query on OpenVINO
+    monkeypatch.setenv("SFX_RUNTIME", "auto")
+    if rt.cuda_possible() or rt.mps_possible():
+        pytest.skip("this machine may have a GPU: the prefetch leaves the choice to the encoder")
+    assert prefetch.start_text_tower(str(tiny_clap)) is True
+    job = next(iter(prefetch._jobs.values()))
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", parts=("text",))
+    assert enc.runtimes["text"] == "openvino" and enc._text is job["tower"]
+    assert not prefetch._jobs
+    np.testing.assert_allclose(enc.embed_text(["door"]), _ov(tiny_clap, parts=("text",)).embed_text(["door"]))

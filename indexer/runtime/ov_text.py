@@ -121,7 +121,15 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, hf_tokenizer) -> tup
         raise
 
 
-def load(ckpt: Path, precision: str) -> OvTextTower | None:
+def load(ckpt: Path, precision: str, use_prefetch: bool = True) -> OvTextTower | None:
+    """The verified export of this checkpoint's text tower, compiled (the one a prefetch thread
+    loaded when there is one: indexer.runtime.prefetch); None when not made yet."""
+    if use_prefetch:
+        from .prefetch import take_text_tower
+
+        tower = take_text_tower(ckpt, precision)
+        if tower is not None:
+            return tower
     found = cache.read_entry(facts(ckpt, precision))
     if found is None:
         return None

@@ -1,0 +1,75 @@
+"""Load the OpenVINO text tower on a thread while a cold `sfx-search` opens its catalog.
+
+A cold query spends its time importing (numpy, SQLAlchemy, FAISS, OpenVINO) and reading the
+compiled text tower; most of OpenVINO's part is native code that releases the GIL. Started
+as soon as the command knows it will search locally, the tower loads beside the catalog's
+imports instead of after them. `ov_text.load` takes the prefetched tower when it is for the
+same checkpoint and precision. Nothing is prefetched where the query would not run the
+OpenVINO text tower (another runtime, a GPU machine, no export made yet).
+
+A query whose text vector is cached never uses the tower; the thread is still joined at exit
+(a native call left running while the interpreter shuts down is not safe).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_jobs: dict[tuple[str, str], dict] = {}
+_lock = threading.Lock()
+
+
+def start_text_tower(model: str, device: str = "auto", precision: str = "auto") -> bool:
+    """Begin loading the text tower of `model` on a thread; False when there is nothing to do."""
+    from . import cuda_possible, mps_possible, openvino_installed, requested, resolve
+
+    try:
+        if device not in ("auto", "cpu") or (device == "auto" and (cuda_possible() or mps_possible())):
+            return False  # deciding would import torch: leave it to the encoder
+        if requested(None) == "torch" or resolve(None, "cpu") != "openvino" or not openvino_installed():
+            return False
+        from ..clap import resolve_checkpoint, resolve_precision
+
+        ckpt = resolve_checkpoint(model)
+        prec = resolve_precision(precision, "cpu")
+        from . import cache
+        from .ov_text import facts
+
+        if cache.read_entry(facts(ckpt, prec)) is None:
+            return False  # the first query exports it, in the foreground
+    except Exception as exc:  # a bad model or setting is reported by the query itself
+        log.debug("no text tower prefetch: %s", exc)
+        return False
+    key = (str(Path(ckpt).resolve()), prec)
+    with _lock:
+        if key in _jobs:
+            return True
+        job = _jobs[key] = {"tower": None, "error": None}
+
+    def run():
+        try:
+            from .ov_text import load
+
+            job["tower"] = load(ckpt, prec, use_prefetch=False)
+        except Exception as exc:  # the foreground load will meet it again and report it
+            job["error"] = exc
+
+    job["thread"] = threading.Thread(target=run, name="sfx-text-tower", daemon=True)
+    job["thread"].start()
+    atexit.register(job["thread"].join)
+    return True
+
+
+def take_text_tower(ckpt: Path, precision: str):
+    """The prefetched tower for (ckpt, precision) once loaded, or None (none started, or failed)."""
+    with _lock:
+        job = _jobs.pop((str(Path(ckpt).resolve()), precision), None)
+    if job is None:
+        return None
+    job["thread"].join()
+    return job["tower"]
