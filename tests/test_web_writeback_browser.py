@@ -73,5 +73,17 @@ def test_metadata_panel_preview_confirm_undo(served):
         panel.locator("button", has_text="Undo this change").click()
         page.wait_for_function("() => document.getElementById('wb-panel').hidden")
         assert file_hash(path) == original
+
+        # Batch view: the shown results' UCS suggestions above the threshold, previewed first.
+        page.fill(".wb-bulk input", "0.9")
+        page.click(".wb-bulk button")
+        page.wait_for_selector("text=No shown result has a new UCS suggestion")
+        page.fill(".wb-bulk input", "0.5")
+        page.click(".wb-bulk button")
+        page.wait_for_selector("text=Preview: nothing is written yet")
+        assert "DOORWood" in panel.inner_text() and file_hash(path) == original
+        panel.locator("button.wb-confirm").click()
+        page.wait_for_selector("text=Wrote 1 files")
+        assert read_metadata(path)["ixml.user.catid"] == "DOORWood"
         browser.close()
     assert not errors, errors

@@ -122,6 +122,31 @@
       } } }) : null);
   }
 
+  // Batch view: the suggested UCS category and keywords of every shown result scoring at least
+  // the threshold go into the batch, then the preview opens (still nothing written).
+  async function suggestAll() {
+    const min = Number(minScore.value) || 0;
+    const ids = [...document.querySelectorAll("#results li.result")].map((li) => Number(li.dataset.fileId));
+    let added = 0;
+    for (const id of ids) {
+      let d;
+      try { d = await call(`/api/writeback/files/${id}`); } catch { continue; }
+      if (!d.values.cat_id || (d.ucs_score ?? 0) < min || d.current.cat_id === d.values.cat_id) continue;
+      const values = { cat_id: d.values.cat_id };
+      if (d.values.keywords) values.keywords = d.values.keywords;
+      wb.batch.set(id, values);
+      added += 1;
+    }
+    renderBatch();
+    if (!added) return note(`No shown result has a new UCS suggestion scoring ${min} or more`);
+    preview();
+  }
+  const minScore = el("input", { type: "number", min: "0", max: "1", step: "0.05", value: "0.3", size: "4",
+    title: "lowest UCS suggestion score taken" });
+  document.getElementById("filters")?.append(el("label", { class: "wb-bulk" }, "UCS ≥ ", minScore,
+    el("button", { type: "button", text: "Suggest for shown", title: "Batch the UCS suggestions of the shown results, then preview",
+      on: { click: suggestAll } })));
+
   // A "Metadata" button on every result row (rows are rendered by app.js).
   function decorate(li) {
     const actions = li.querySelector(".actions");
