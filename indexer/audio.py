@@ -29,7 +29,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -163,19 +163,26 @@ def repeat_pad(x: np.ndarray, n: int = WINDOW_SAMPLES) -> np.ndarray:
     return np.pad(x, (0, n - x.shape[0]), mode="constant", constant_values=0).astype(np.float32)
 
 
-def _clean(block: np.ndarray) -> np.ndarray:
-    """(frames, channels) float32 -> mono float32 with NaN/Inf replaced by 0."""
-    if not np.isfinite(block).all():
-        block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+def _mono(block: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 -> mono float32 (the mean of the channels)."""
     if block.shape[1] == 1:
         return block[:, 0]
     return block.mean(axis=1, dtype=np.float32)
 
 
-def iter_mono_48k(path: str | os.PathLike, *, info_out: dict | None = None) -> Iterator[np.ndarray]:
+def iter_mono_48k(
+    path: str | os.PathLike,
+    *,
+    info_out: dict | None = None,
+    on_block: Callable[[np.ndarray, int], None] | None = None,
+    on_mono: Callable[[np.ndarray], None] | None = None,
+) -> Iterator[np.ndarray]:
     """The file as consecutive chunks of 48 kHz mono float32 (streamed; bounded memory).
 
     `info_out`, if given, receives "frames" (decoded input frames) and "samplerate" at the end.
+    `on_block(block, samplerate)` sees every decoded block at the file's own rate and channels,
+    (frames, channels) float32 with NaN/Inf made 0, before the downmix; `on_mono(chunk)` every
+    chunk yielded. They let a reader measure the file in the same pass (indexer.analysis).
     """
     with _open(path) as f:
         _check(f)
@@ -196,15 +203,23 @@ def iter_mono_48k(path: str | os.PathLike, *, info_out: dict | None = None) -> I
             if n == 0:
                 break
             decoded += n
-            mono = _clean(block)
+            if not np.isfinite(block).all():
+                block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            if on_block is not None:
+                on_block(block, sr)
+            mono = _mono(block)
             out = mono if rs is None else rs.resample_chunk(mono, last=False)
             if len(out):
+                if on_mono is not None:
+                    on_mono(out)
                 yield out
             if n < block_frames:
                 break
         if rs is not None:
             out = rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if len(out):
+                if on_mono is not None:
+                    on_mono(out)
                 yield out
         if decoded == 0:
             raise DecodeError(f"no audio frames decoded (header claims {claimed}; truncated or corrupt?)")
@@ -243,10 +258,17 @@ class _Tail:
         return self.buf[a - self.start : b - self.start].copy()
 
 
-def iter_windows(path: str | os.PathLike, *, hop_s: float = HOP_S) -> Iterator[Window]:
+def iter_windows(
+    path: str | os.PathLike,
+    *,
+    hop_s: float = HOP_S,
+    on_block: Callable[[np.ndarray, int], None] | None = None,
+    on_mono: Callable[[np.ndarray], None] | None = None,
+) -> Iterator[Window]:
     """10 s windows of 48 kHz mono float32, streamed from the file (see module docstring).
 
     Raises DecodeError (possibly after some windows were yielded, if decoding fails part way).
+    `on_block` / `on_mono`: see iter_mono_48k.
     """
     W = WINDOW_SAMPLES
     hop = _n_samples(hop_s)
@@ -257,7 +279,7 @@ def iter_windows(path: str | os.PathLike, *, hop_s: float = HOP_S) -> Iterator[W
     index = 0
     last_end = 0
     meta: dict = {}
-    for chunk in iter_mono_48k(path, info_out=meta):
+    for chunk in iter_mono_48k(path, info_out=meta, on_block=on_block, on_mono=on_mono):
         # Keep everything from the next window start, and always the last W samples
         # (the end-aligned final window may reach back into emitted windows).
         tail.append(chunk, keep_from=min(next_start, tail.end + len(chunk) - W))
