@@ -1,0 +1,253 @@
+"""Near-duplicates: groups of files that are the same recording in another form.
+
+Another format, sample rate, bit depth, channel layout, level, or with trimmed ends: each
+group names the copy to keep and why, and how each other copy differs from it. Merely similar
+sounds (two door slams, two takes, a loop and its variation) are not grouped.
+
+How the decision is made (docs/hygiene.md says why it holds for any model weights):
+
+1. candidates: every file's 33-value spectrum shape (level-invariant, from its fingerprint)
+   and log duration, nearest neighbours in FAISS (exact below HNSW_ABOVE files, HNSW above);
+   pairs whose shapes are further apart than MAX_SHAPE_DISTANCE are dropped. No model vector
+   is used: they depend on the weights, and the fingerprint decides anyway;
+2. confirmation: `indexer.fingerprint.match` on the two fingerprints (the bits of the actual
+   samples, aligned for trims, level-invariant);
+3. groups: connected components of the confirmed pairs; the keeper is the best copy by
+   lossless over lossy, higher rate, higher bit depth, more channels, untrimmed (longer),
+   richer metadata, older file, in that order.
+
+    from search.duplicates import DupFile, find_groups
+    groups = find_groups(files)      # files: DupFile rows (from the catalog, or made by hand)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from indexer.fingerprint import Fingerprint, Match, match
+
+NEIGHBOURS = 12
+MAX_SHAPE_DISTANCE = 0.35  # RMS over bands, in bels; copies measured <= 0.16, trims included
+DURATION_WEIGHT = 0.5  # how much a factor e in duration counts against the shape distance
+MIN_SHORTER_SHARE = 0.2  # a file is not a trimmed copy of one five times its length
+HNSW_ABOVE = 20000
+LEVEL_SHOWN_DB = 0.5
+TRIM_SHOWN_S = 0.05
+
+LOSSY = {"VORBIS": "OGG Vorbis", "OPUS": "Opus", "MPEG_LAYER_III": "MP3", "MPEG_LAYER_II": "MP2",
+         "MPEG_LAYER_I": "MP1", "ALAW": "A-law", "ULAW": "u-law", "GSM610": "GSM", "IMA_ADPCM": "ADPCM",
+         "MS_ADPCM": "ADPCM"}
+DEPTH = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
+STANDARD_KBPS = (32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+
+@dataclass
+class DupFile:
+    """What the grouping needs to know of one file."""
+
+    file_id: int
+    path: str
+    fingerprint: Fingerprint
+    sample_rate: int | None = None
+    channels: int | None = None
+    subtype: str | None = None
+    container: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    metadata_fields: int = 0
+    duration_s: float | None = None
+
+    @property
+    def lossy(self) -> bool:
+        return (self.subtype or "") in LOSSY
+
+    @property
+    def depth(self) -> int:
+        return DEPTH.get(self.subtype or "", 0)
+
+    @property
+    def length_s(self) -> float:
+        return self.duration_s if self.duration_s is not None else self.fingerprint.duration_s
+
+    def describe_format(self) -> str:
+        """e.g. "MP3 320k", "WAV 48 kHz/24-bit stereo", "FLAC 44.1 kHz/16-bit mono"."""
+        if self.lossy:
+            name = LOSSY[self.subtype or ""]
+            kbps = self.kbps()
+            return f"{name} {kbps}k" if kbps else name
+        rate = f"{self.sample_rate / 1000:g} kHz" if self.sample_rate else "? kHz"
+        depth = f"{self.depth}-bit" + (" float" if self.subtype in ("FLOAT", "DOUBLE") else "")
+        chans = {1: "mono", 2: "stereo"}.get(self.channels or 0, f"{self.channels}ch")
+        return f"{self.container or Path(self.path).suffix.lstrip('.').upper()} {rate}/{depth} {chans}"
+
+    def kbps(self) -> int | None:
+        """A lossy file's bit rate, estimated from its size (the nearest standard rate)."""
+        if not self.size or not self.length_s:
+            return None
+        rate = self.size * 8 / self.length_s / 1000
+        return min(STANDARD_KBPS, key=lambda k: abs(k - rate))
+
+
+@dataclass
+class Copy:
+    file: DupFile
+    difference: str  # how it differs from the keeper, e.g. "MP3 320k of x.wav, -6.0 dB"
+    match: Match  # of this copy against the keeper
+
+
+@dataclass
+class Group:
+    keeper: DupFile
+    why: str  # why this copy is the one to keep
+    copies: list[Copy] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "keep": {"path": self.keeper.path, "file_id": self.keeper.file_id, "format": self.keeper.describe_format()},
+            "why": self.why,
+            "copies": [
+                {"path": c.file.path, "file_id": c.file.file_id, "format": c.file.describe_format(),
+                 "difference": c.difference, "level_db": round(c.match.gain_db, 2),
+                 "offset_s": round(c.match.offset_s(), 3), "bit_error_rate": round(c.match.ber, 4)}
+                for c in self.copies
+            ],
+        }
+
+
+# ---------------------------------------------------------------------- candidates
+
+
+def candidate_pairs(files: Sequence[DupFile], neighbours: int = NEIGHBOURS) -> set[tuple[int, int]]:
+    """Index pairs (i < j) worth confirming: near in spectrum shape and compatible in length."""
+    import faiss
+
+    n = len(files)
+    if n < 2:
+        return set()
+    shapes = np.stack([f.fingerprint.shape for f in files]).astype(np.float32)
+    dims = shapes.shape[1]
+    # Squared L2 of the key = dims * (shape RMS distance)^2 + (DURATION_WEIGHT * ln ratio)^2 * dims.
+    logd = np.log(np.maximum([f.length_s for f in files], 1e-3)).astype(np.float32)[:, None]
+    keys = np.ascontiguousarray(np.hstack([shapes, DURATION_WEIGHT * logd * math.sqrt(dims)]))
+    if n > HNSW_ABOVE:
+        index = faiss.IndexHNSWFlat(keys.shape[1], 32)
+        index.hnsw.efSearch = max(64, 2 * neighbours)
+    else:
+        index = faiss.IndexFlatL2(keys.shape[1])
+    index.add(keys)
+    k = min(n, neighbours + 1)
+    dist, idx = index.search(keys, k)
+    limit = dims * MAX_SHAPE_DISTANCE ** 2
+    pairs: set[tuple[int, int]] = set()
+    for i in range(n):
+        for d, j in zip(dist[i], idx[i]):
+            j = int(j)
+            if j < 0 or j == i or d > limit:
+                continue
+            a, b = (i, j) if i < j else (j, i)
+            la, lb = files[a].length_s, files[b].length_s
+            if min(la, lb) < MIN_SHORTER_SHARE * max(la, lb):
+                continue
+            pairs.add((a, b))
+    return pairs
+
+
+# ---------------------------------------------------------------------- grouping
+
+
+def _rank(f: DupFile) -> tuple:
+    """Larger is better: the order in which a keeper is chosen (see the module docstring)."""
+    return (not f.lossy, f.sample_rate or 0, f.depth, f.channels or 0, round(f.length_s, 2),
+            f.metadata_fields, -(f.mtime_ns or 0), -f.file_id)
+
+
+_REASONS = (
+    (lambda k, o: not k.lossy and o.lossy, "lossless over lossy"),
+    (lambda k, o: (k.sample_rate or 0) > (o.sample_rate or 0), "higher sample rate"),
+    (lambda k, o: k.depth > o.depth, "higher bit depth"),
+    (lambda k, o: (k.channels or 0) > (o.channels or 0), "more channels"),
+    (lambda k, o: k.length_s > o.length_s + TRIM_SHOWN_S, "untrimmed"),
+    (lambda k, o: k.metadata_fields > o.metadata_fields, "richer metadata"),
+    (lambda k, o: (k.mtime_ns or 0) < (o.mtime_ns or 0), "older file"),
+)
+
+
+def _why(keeper: DupFile, others: list[DupFile]) -> str:
+    reasons = []
+    for test, text in _REASONS:
+        if any(test(keeper, o) for o in others) and text not in reasons:
+            reasons.append(text)
+    return f"{keeper.describe_format()}: " + (", ".join(reasons) if reasons else "the first indexed of equal copies")
+
+
+def difference(keeper: DupFile, copy: DupFile, m: Match) -> str:
+    """How copy differs from keeper, e.g. "MP3 320k of door.wav, -6.0 dB, 0.50 s shorter at the head"."""
+    parts = []
+    name = Path(keeper.path).name
+    if copy.lossy:
+        parts.append(f"{copy.describe_format()} of {name}")
+    elif (copy.sample_rate, copy.depth, copy.container) != (keeper.sample_rate, keeper.depth, keeper.container):
+        parts.append(f"{copy.describe_format()} of {name}")
+    if (copy.channels or 0) < (keeper.channels or 0):
+        parts.append("mono fold" if copy.channels == 1 else f"{copy.channels} of {keeper.channels} channels")
+    if abs(m.gain_db) >= LEVEL_SHOWN_DB:
+        parts.append(f"{m.gain_db:+.1f} dB")
+    head = m.offset_s()  # the copy starts this far into the keeper
+    tail = (keeper.length_s - copy.length_s) - head
+    for amount, where in ((head, "head"), (tail, "tail")):
+        if amount >= TRIM_SHOWN_S:
+            parts.append(f"{amount:.2f} s shorter at the {where}")
+        elif amount <= -TRIM_SHOWN_S:
+            parts.append(f"{-amount:.2f} s longer at the {where}")
+    if not parts:
+        parts.append(f"same sound as {name}" + (" (identical format)" if copy.describe_format() == keeper.describe_format() else ""))
+    return ", ".join(parts)
+
+
+def find_groups(
+    files: Sequence[DupFile],
+    *,
+    neighbours: int = NEIGHBOURS,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> list[Group]:
+    """Near-duplicate groups of `files`, largest first (see the module docstring)."""
+    usable = [f for f in files if f.fingerprint is not None and len(f.fingerprint.bits)]
+    pairs = sorted(candidate_pairs(usable, neighbours))
+    parent = list(range(len(usable)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    it = progress(pairs) if progress else pairs
+    for a, b in it:
+        if root(a) == root(b):
+            continue  # already joined through another pair
+        if match(usable[a].fingerprint, usable[b].fingerprint) is not None:
+            parent[root(a)] = root(b)
+    members: dict[int, list[int]] = {}
+    for i in range(len(usable)):
+        members.setdefault(root(i), []).append(i)
+    groups = []
+    for idx in members.values():
+        if len(idx) < 2:
+            continue
+        group_files = [usable[i] for i in idx]
+        keeper = max(group_files, key=_rank)
+        others = [f for f in group_files if f is not keeper]
+        copies = []
+        for o in sorted(others, key=_rank, reverse=True):
+            m = match(keeper.fingerprint, o.fingerprint)
+            if m is None:  # joined through a third copy: describe it against that one's alignment
+                m = Match(lag=0, ber=float("nan"), bits=0, gain_db=0.0)
+            copies.append(Copy(o, difference(keeper, o, m), m))
+        groups.append(Group(keeper, _why(keeper, others), copies))
+    groups.sort(key=lambda g: (-len(g.copies), g.keeper.path))
+    return groups
