@@ -18,6 +18,7 @@ and a tsvector GIN index on PostgreSQL.
     textvectors.py  the text-vector cache         tags.py        tags and trained heads
     reports.py      counts and failures           refresh.py     metadata / name changes, vectors kept
     embedders.py    the runtimes and precisions that embedded the vectors
+    measurements.py  measured sound, fingerprints
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .encoding import decode_vectors, encode_vectors, rel_from_db, rel_to_db
 from .files import FilesMixin
 from .filters import FiltersMixin
 from .keywords import KeywordsMixin, fts_words, keyword_text
+from .measurements import MEASURE_COLUMNS, MeasurementsMixin
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .refresh import RefreshMixin
 from .reports import ReportsMixin
@@ -53,7 +55,7 @@ from .textvectors import TextVectorsMixin
 
 class Catalog(
     TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin, ReportsMixin,
-    EmbeddersMixin, Database,
+    EmbeddersMixin, MeasurementsMixin, Database,
 ):
     """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
 
@@ -62,5 +64,5 @@ __all__ = [
     "Catalog", "CatalogError", "ModelMismatch", "EmbeddingMixMismatch", "ModelRecord", "Root", "FileState", "FileRow", "ChunkRow",
     "FileInfo", "TagRow", "TagSetInfo", "TaggedFile", "HeadRecord", "MACHINE_SOURCES", "USER_SET",
     "MIGRATIONS", "SCHEMA_VERSION", "tables", "gc_paused", "rel_to_db", "rel_from_db", "encode_vectors",
-    "decode_vectors", "fts_words", "keyword_text", "safe_text",
+    "decode_vectors", "fts_words", "keyword_text", "safe_text", "MEASURE_COLUMNS",
 ]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from ..config import UserError, safe_text
 from .batching import IN_BATCH, driver_batches, driver_rows, gc_paused, rows_in
 from .encoding import FS_PREFIX, FS_PREFIX_END, encode_vectors, rel_from_db, rel_to_db
+from .measurements import MEASURE_COLUMNS
 from .rows import FileInfo, FileRow, FileState, Root, file_row
 from .schema import tables as T
 
@@ -186,6 +187,8 @@ class FilesMixin:
         """Insert or update the file row; drop its old chunks. Returns (file id, old chunk ids)."""
         f, c = T["files"], T["chunks"]
         rel = rel_to_db(rel)
+        # New content: earlier measurements no longer hold (the caller stores new ones).
+        values = {**{k: None for k in (*MEASURE_COLUMNS, "measured")}, **values}
         row = conn.execute(sa.select(f.c.id).where(f.c.root_id == root_id, f.c.rel == rel)).first()
         if row:
             fid = row[0]
@@ -193,6 +196,7 @@ class FilesMixin:
             if old:
                 conn.execute(c.delete().where(c.c.file_id == fid))
             conn.execute(T["file_meta"].delete().where(T["file_meta"].c.file_id == fid))
+            self.delete_analysis(conn, [fid])
             self.delete_keywords(conn, [fid])
             conn.execute(f.update().where(f.c.id == fid).values(**values))
             return fid, old
@@ -240,6 +244,7 @@ class FilesMixin:
             new_ids = self.insert_chunks(conn, fid, [(r[0], r[1], r[2]) for r in rows], [r[3] for r in rows])
             meta = {k: v for k, v in conn.execute(sa.select(m.c.key, m.c.value).where(m.c.file_id == src_id))}
             self.write_metadata(conn, fid, rel, meta)
+            self.copy_analysis(conn, src_id, fid)
         return fid, new_ids, old
 
     def mark_failed(
@@ -273,6 +278,7 @@ class FilesMixin:
                 conn.execute(c.delete().where(c.c.file_id.in_(part)))
                 conn.execute(T["file_meta"].delete().where(T["file_meta"].c.file_id.in_(part)))
                 conn.execute(T["tags"].delete().where(T["tags"].c.file_id.in_(part)))
+                self.delete_analysis(conn, part)
                 self.delete_keywords(conn, part)
                 conn.execute(f.delete().where(f.c.id.in_(part)))
         return removed

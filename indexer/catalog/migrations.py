@@ -160,10 +160,28 @@ def m002_files_audio_hash(conn: sa.Connection, dialect: str) -> None:
     add_column(conn, "files", sa.Column("audio_hash", sa.String(32)))
 
 
+def m003_measured_sound(conn: sa.Connection, dialect: str) -> None:
+    """Measured sound as typed file columns, and a table of audio fingerprints (issue 16)."""
+    for name, kind in (
+        ("loudness_lufs", sa.Float), ("true_peak_dbtp", sa.Float), ("sample_peak_dbfs", sa.Float),
+        ("clipped_samples", sa.Integer), ("dc_offset", sa.Float), ("silence_head_s", sa.Float),
+        ("silence_tail_s", sa.Float), ("loudness_range_lu", sa.Float), ("measured", sa.Integer),
+    ):
+        add_column(conn, "files", sa.Column(name, kind))
+    md = sa.MetaData()
+    sa.Table("files", md, sa.Column("id", sa.Integer, primary_key=True))  # for the foreign key
+    create_table(conn, sa.Table(
+        "fingerprints", md,
+        sa.Column("file_id", sa.Integer, sa.ForeignKey("files.id"), primary_key=True),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    ))
+
+
 # Append new steps here, numbered one after the last; never edit or reorder a step on main.
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
     Migration(2, "files audio hash", m002_files_audio_hash),
+    Migration(3, "measured sound", m003_measured_sound),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):

@@ -40,6 +40,17 @@ sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("indexed_at", sa.Float),
     sa.Column("audio_hash", sa.String(32)),  # hash of the coded audio alone (indexer.audiohash)
+    # Measured sound (indexer/measure.py, docs/hygiene.md); measured = the analysis version,
+    # NULL until measured (a catalog from before migration 3 is measured by the next build).
+    sa.Column("loudness_lufs", sa.Float),
+    sa.Column("true_peak_dbtp", sa.Float),
+    sa.Column("sample_peak_dbfs", sa.Float),
+    sa.Column("clipped_samples", sa.Integer),
+    sa.Column("dc_offset", sa.Float),
+    sa.Column("silence_head_s", sa.Float),
+    sa.Column("silence_tail_s", sa.Float),
+    sa.Column("loudness_range_lu", sa.Float),
+    sa.Column("measured", sa.Integer),
     sa.UniqueConstraint("root_id", "rel", name="uq_files_root_rel"),
     sa.Index("ix_files_hash", "content_hash"),
     sa.Index("ix_files_status", "status"),
@@ -57,6 +68,14 @@ sa.Table(
     sa.Index("ix_chunks_file", "file_id"),
     # Never reuse a deleted chunk's id: FAISS ids must not come back meaning another sound.
     sqlite_autoincrement=True,
+)
+
+# A file's audio fingerprint (indexer/fingerprint.py) for near-duplicates.
+sa.Table(
+    "fingerprints",
+    metadata,
+    sa.Column("file_id", sa.Integer, sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
 sa.Table(
