@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -58,13 +59,24 @@ class Fingerprint:
     def hop_s(self) -> float:
         return HOP / SAMPLE_RATE
 
-    @property
+    @cached_property
     def energy_db(self) -> np.ndarray:
         return self.energy_cdb.astype(np.float32) / 100.0
 
-    @property
+    @cached_property
     def voiced(self) -> np.ndarray:
         return self.energy_db > SILENT_DB
+
+    @cached_property
+    def voiced_mask(self) -> np.ndarray:
+        """uint32 all-ones on voiced frames, zero on silent ones (for masking bit words)."""
+        return np.where(self.voiced, np.uint32(0xFFFFFFFF), np.uint32(0))
+
+    @cached_property
+    def envelope(self) -> np.ndarray:
+        """Frame levels floored ENVELOPE_RANGE_DB under the loudest, mean removed (alignment)."""
+        e = np.maximum(self.energy_db, self.energy_db.max() - ENVELOPE_RANGE_DB) if len(self.bits) else self.energy_db
+        return e - e.mean() if len(e) else e
 
     def to_bytes(self) -> bytes:
         n = len(self.bits)
@@ -193,6 +205,7 @@ SAME_LENGTH_S = 0.1  # re-encodes keep their length (an MP3's padding aside): se
 ENVELOPE_RANGE_DB = 40.0  # frames within this of a file's loudest frame must line up in level
 ENVELOPE_TOLERANCE_DB = 6.0
 MAX_ENVELOPE_MISS = 0.05  # share of those frames allowed off by more than the tolerance
+FLAT_ENVELOPE_DB = 3.0  # an envelope steadier than this cannot align a trim by itself
 
 
 @dataclass
@@ -223,17 +236,37 @@ def _xcorr(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return c, lags
 
 
+def _envelope_lags(a: Fingerprint, b: Fingerprint, keep: int) -> list[int]:
+    """Lags where b's level envelope, shifted by any gain, differs least from a's (the variance
+    of the difference over the overlap, every lag at once from FFT cross-correlations)."""
+    ea, eb = a.envelope.astype(np.float64), b.envelope.astype(np.float64)
+    oa, ob = np.ones_like(ea), np.ones_like(eb)
+    ab, lags = _xcorr(ea, eb)
+    n, _ = _xcorr(oa, ob)
+    sa, _ = _xcorr(ea, ob)
+    sb, _ = _xcorr(oa, eb)
+    saa, _ = _xcorr(ea * ea, ob)
+    sbb, _ = _xcorr(oa, eb * eb)
+    n = np.round(n)
+    enough = n >= max(8, 0.5 * min(len(ea), len(eb)))
+    nn = np.maximum(n, 1)
+    diff = sa - sb
+    var = (saa + sbb - 2 * ab - diff * diff / nn) / nn
+    var = np.where(enough, var, np.inf)
+    return [int(lags[i]) for i in np.argsort(var)[:keep] if np.isfinite(var[i])]
+
+
 def _candidate_lags(a: Fingerprint, b: Fingerprint, keep: int = 3) -> list[int]:
-    """Lags where the most reliable bits agree, and where the level envelopes line up best."""
-    sa, ra = _signed(a)
-    sb, rb = _signed(b)
-    agree, lags = _xcorr(sa, sb)
-    both, _ = _xcorr(ra, rb)
-    score = np.where(both > MIN_BITS / 2, agree / np.maximum(both, 1), -1.0)
-    out = [int(lags[i]) for i in np.argsort(-score)[:keep] if score[i] > 0]
-    ea, eb = (np.maximum(f.energy_db, f.energy_db.max() - ENVELOPE_RANGE_DB) for f in (a, b))
-    env, lags = _xcorr(ea - ea.mean(), eb - eb.mean())
-    out += [int(lags[i]) for i in np.argsort(-env)[:keep]]
+    """Lags where the level envelopes line up best; where an envelope is too flat to tell
+    (a steady drone), also where the most reliable bits agree."""
+    out = _envelope_lags(a, b, keep)
+    if min(float(np.std(a.envelope)), float(np.std(b.envelope))) < FLAT_ENVELOPE_DB:
+        sa, ra = _signed(a)
+        sb, rb = _signed(b)
+        agree, lags = _xcorr(sa, sb)
+        both, _ = _xcorr(ra, rb)
+        score = np.where(both > MIN_BITS / 2, agree / np.maximum(both, 1), -1.0)
+        out += [int(lags[i]) for i in np.argsort(-score)[:keep] if score[i] > 0]
     return sorted({lag + d for lag in out for d in (-1, 0, 1)})
 
 
@@ -278,7 +311,7 @@ def _check(a: Fingerprint, b: Fingerprint, lag: int) -> Match | None:
     voiced = a.voiced[sa] & b.voiced[sb]
     if not voiced.any():
         return None
-    rel = a.strong[sa] & b.strong[sb] & np.where(voiced, np.uint32(0xFFFFFFFF), np.uint32(0))
+    rel = a.strong[sa] & b.strong[sb] & a.voiced_mask[sa] & b.voiced_mask[sb]
     wrong = np.bitwise_count((a.bits[sa] ^ b.bits[sb]) & rel).astype(np.int64)
     count = np.bitwise_count(rel).astype(np.int64)
     total = int(count.sum())
@@ -297,6 +330,25 @@ def _check(a: Fingerprint, b: Fingerprint, lag: int) -> Match | None:
     return Match(lag=lag, ber=float(wrong.sum()) / total, bits=total, gain_db=gain)
 
 
+def _lags_by_ber(a: Fingerprint, b: Fingerprint, lags: list[int]) -> list[int]:
+    """The lags whose bit error rate is at most MAX_BER, best first, all measured in one pass."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    nb = len(b.bits)
+    left = max(0, -min(lags))
+    right = max(0, max(lags) + nb - len(a.bits))
+    rows = np.asarray(lags) + left
+
+    def windows(x):
+        return sliding_window_view(np.pad(x, (left, right)), nb)[rows]
+
+    rel = windows(a.strong & a.voiced_mask) & (b.strong & b.voiced_mask)
+    wrong = np.bitwise_count((windows(a.bits) ^ b.bits) & rel).sum(axis=1, dtype=np.int64)
+    count = np.bitwise_count(rel).sum(axis=1, dtype=np.int64)
+    ber = np.where(count >= MIN_BITS, wrong / np.maximum(count, 1), np.inf)
+    return [lags[i] for i in np.argsort(ber, kind="stable") if ber[i] <= MAX_BER]
+
+
 def match(a: Fingerprint, b: Fingerprint) -> Match | None:
     """How b is the same recording as a (any format, rate, level, trimmed ends), or None.
 
@@ -311,5 +363,8 @@ def match(a: Fingerprint, b: Fingerprint) -> Match | None:
         lags = list(range(-4, 5))
     else:
         lags = _candidate_lags(a, b)
-    found = [m for m in (_check(a, b, lag) for lag in lags) if m is not None]
-    return min(found, key=lambda m: m.ber) if found else None
+    for lag in _lags_by_ber(a, b, lags):
+        found = _check(a, b, lag)
+        if found is not None:
+            return found
+    return None

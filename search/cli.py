@@ -178,7 +178,8 @@ def _register_optional() -> None:
     """Subcommands that live in their own modules (tagging, serve) when those modules exist."""
     import importlib
 
-    for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve")):
+    for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve"),
+                      ("search.hygiene_cli", "duplicates"), ("search.hygiene_cli", "qc")):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -29,10 +29,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from indexer.fingerprint import Fingerprint, Match, match
+from indexer.fingerprint import SAME_LENGTH_S, Fingerprint, Match, match
 
-NEIGHBOURS = 12
+NEIGHBOURS = 8
 MAX_SHAPE_DISTANCE = 0.35  # RMS over bands, in bels; copies measured <= 0.16, trims included
+SAME_LENGTH_SHAPE_DISTANCE = 0.12  # re-encodes, resamples, gains, folds of one length: <= 0.061
 DURATION_WEIGHT = 0.5  # how much a factor e in duration counts against the shape distance
 MIN_SHORTER_SHARE = 0.2  # a file is not a trimmed copy of one five times its length
 HNSW_ABOVE = 20000
@@ -153,6 +154,8 @@ def candidate_pairs(files: Sequence[DupFile], neighbours: int = NEIGHBOURS) -> s
             la, lb = files[a].length_s, files[b].length_s
             if min(la, lb) < MIN_SHORTER_SHARE * max(la, lb):
                 continue
+            if abs(la - lb) <= SAME_LENGTH_S and d > dims * SAME_LENGTH_SHAPE_DISTANCE ** 2:
+                continue  # same length: no trim to explain a different spectrum
             pairs.add((a, b))
     return pairs
 
