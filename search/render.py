@@ -45,6 +45,8 @@ def table(results) -> str:
             extra = (extra + "  " if extra else "") + "[" + ", ".join(r.tags[:5]) + "]"
         if extra:
             lines.append(" " * len(head) + extra[: max(20, width - len(head))])
+        if getattr(r, "copies", None):
+            lines.append(" " * len(head) + f"(+{len(r.copies)} copies: {shown(r.copies[0])}{' ...' if len(r.copies) > 1 else ''})")
         if r.duplicates:
             lines.append(" " * len(head) + f"(+{len(r.duplicates)} identical: {shown(r.duplicates[0])}{' ...' if len(r.duplicates) > 1 else ''})")
     return "\n".join(lines)

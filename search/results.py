@@ -25,7 +25,17 @@ class Result:
     description: str | None = None
     ucs: str | None = None
     tags: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # byte-identical copies
+    copies: list[str] = field(default_factory=list)  # near-duplicates folded in (search --collapse-copies)
+    # Measured sound (docs/hygiene.md); None where not measurable or not measured yet.
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float | None = None
+    sample_peak_dbfs: float | None = None
+    clipped_samples: int | None = None
+    dc_offset: float | None = None
+    silence_head_s: float | None = None
+    silence_tail_s: float | None = None
+    loudness_range_lu: float | None = None
 
     @property
     def format(self) -> str:

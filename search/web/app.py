@@ -43,6 +43,7 @@ from ..filters import Filters
 from ..query import MAX_QUERY_CHARS, MODES
 from . import media, writeback_routes
 from .files import FileService
+from .hygiene_routes import hygiene_routes
 from .waveform import MAX_HEIGHT, MAX_WIDTH, WaveformCache
 
 log = logging.getLogger(__name__)
@@ -298,6 +299,7 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
         Route("/api/files/{file_id:int}/waveform", waveform),
         Route("/api/files/{file_id:int}/reveal", reveal, methods=["POST"]),
         *writeback_routes.routes(library, files, index_dir=index_dir, loopback=loopback, allow_write=allow_write, lock=lock),
+        *hygiene_routes(library, locked),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
     middleware = [Middleware(LimitsMiddleware)]

@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 
 from starlette.exceptions import HTTPException
 
+from indexer.catalog import MEASURE_COLUMNS
+
 from . import media
 from .waveform import WaveformCache
 
@@ -83,6 +85,7 @@ class FileService:
             "subtype": row.subtype, "container": row.container, "status": row.status, "error": row.error,
             "metadata": self.catalog.metadata_for([row.id]).get(row.id, {}), "tags": tags,
             "chunks": [{"id": c.id, "start_s": c.start_s, "end_s": c.end_s} for c in chunks],
+            **self.catalog.measurements_for([row.id]).get(row.id, dict.fromkeys(MEASURE_COLUMNS)),
         }
 
     def page_config(self, loopback: bool) -> dict:
