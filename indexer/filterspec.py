@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-KINDS = ("path", "text", "int", "float")
-PAGE_CONTROLS = ("text", "number", "select")
+KINDS = ("path", "text", "int", "float", "flag")
+PAGE_CONTROLS = ("text", "number", "select", "checkbox")
 
 
 def absolute_folder(value: str) -> str:
@@ -68,7 +68,7 @@ class FilterSpec:
 
     @property
     def annotation(self) -> str:
-        base = {"path": "str", "text": "str", "int": "int", "float": "float"}[self.kind]
+        base = {"path": "str", "text": "str", "int": "int", "float": "float", "flag": "bool"}[self.kind]
         return f"tuple[{base}, ...]" if self.multiple else f"{base} | None"
 
     def is_set(self, value: Any) -> bool:
@@ -112,6 +112,16 @@ FILTERS: tuple[FilterSpec, ...] = (
                lo=1, hi=1024, page="number", placeholder="any", step=1),
     FilterSpec("tag", "text", "Only files tagged LABEL (repeatable: any of).", "LABEL", "Tag",
                multiple=True, suggest="tags", placeholder="any"),
+    # Measured sound (docs/hygiene.md): files not measured yet match none of these.
+    FilterSpec("min_loudness", "float", "Only files at least this loud (integrated loudness, LUFS).", "LUFS",
+               "Min LUFS", lo=-200, hi=20, page="number", placeholder="LUFS", step=1),
+    FilterSpec("max_loudness", "float", "Only files at most this loud (integrated loudness, LUFS).", "LUFS",
+               "Max LUFS", lo=-200, hi=20, page="number", placeholder="LUFS", step=1),
+    FilterSpec("max_true_peak", "float", "Only files whose true peak is at most DBTP.", "DBTP", "Max peak",
+               lo=-200, hi=20, page="number", placeholder="dBTP", step=0.5),
+    FilterSpec("no_clipping", "flag", "Only files with no clipped samples.", "", "No clipping", page="checkbox"),
+    FilterSpec("max_head_silence", "float", "Only files whose leading silence is at most S seconds.", "S",
+               "Max head silence", lo=0, page="number", placeholder="s", step=0.1),
 )
 
 BY_NAME = {f.name: f for f in FILTERS}

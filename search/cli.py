@@ -50,6 +50,10 @@ def _click_type(spec):
 def filter_options(f):
     """One option per filter of the declaration (indexer/filterspec.py), in its order."""
     for spec in reversed(FILTERS):
+        if spec.kind == "flag":  # unset is None, as for every other filter
+            f = click.option(spec.option, spec.name, is_flag=True, default=None, help=spec.help,
+                             callback=lambda ctx, param, value: True if value else None)(f)
+            continue
         f = click.option(spec.option, spec.name, multiple=spec.multiple, type=_click_type(spec),
                          metavar=spec.metavar, help=spec.help)(f)
     return f

@@ -29,6 +29,8 @@ def sample(spec, root: str):
         return str(int(spec.lo)), int(spec.lo)
     if spec.kind == "float":
         return "2.5", 2.5
+    if spec.kind == "flag":
+        return "1", True
     return "wav", ("wav",) if spec.multiple else "wav"
 
 

@@ -98,3 +98,43 @@ def test_qc_lists_each_problem_file_once(indexed, tmp_path):
     rows = json.loads(_run("qc", "--json", "--db", url, "--index", str(tmp_path / "idx")).stdout)
     clipped = next(x for x in rows if x["path"] == str(files["clipped"].resolve()))
     assert clipped["clipped_samples"] > 0 and clipped["problems"] == [lines[clipped["path"]]]
+
+
+def test_measurement_filters_select_exactly_the_right_files(indexed):
+    """Each filter against the stored measurements, checked file by file against the values."""
+    from indexer.catalog import MEASURE_COLUMNS
+    from search.filters import Filters
+
+    _lib, files, url = indexed
+    cat = Catalog.open(url)
+    try:
+        every = cat.filter_file_ids()
+        m = cat.measurements_for(every)
+        assert set(m) == every and len(every) == len(files)
+
+        def expect(pred):
+            return {i for i in every if pred(m[i])}
+
+        def ok(v):
+            return v is not None
+
+        cases = [
+            (Filters(min_loudness=-20.0), expect(lambda x: ok(x["loudness_lufs"]) and x["loudness_lufs"] >= -20)),
+            (Filters(max_loudness=-20.0), expect(lambda x: ok(x["loudness_lufs"]) and x["loudness_lufs"] <= -20)),
+            (Filters(max_true_peak=-1.0), expect(lambda x: ok(x["true_peak_dbtp"]) and x["true_peak_dbtp"] <= -1)),
+            (Filters(no_clipping=True), expect(lambda x: x["clipped_samples"] == 0)),
+            (Filters(max_head_silence=0.1), expect(lambda x: x["silence_head_s"] <= 0.1)),
+            (Filters(min_loudness=-30.0, no_clipping=True),
+             expect(lambda x: ok(x["loudness_lufs"]) and x["loudness_lufs"] >= -30 and x["clipped_samples"] == 0)),
+        ]
+        for f, want in cases:
+            assert f.file_ids(cat) == want, f.describe()
+            assert 0 < len(want) < len(every), f.describe()  # each case splits the library
+        assert set(MEASURE_COLUMNS) <= set(m[next(iter(every))])
+    finally:
+        cat.close()
+
+
+def test_flag_filter_is_an_option_of_the_query_command():
+    r = _run("query", "--help")
+    assert "--no-clipping" in r.stdout and "--max-true-peak" in r.stdout and "--max-head-silence" in r.stdout

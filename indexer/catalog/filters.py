@@ -82,6 +82,31 @@ def _tag(cat, f, r, labels: Sequence[str]):
     return f.c.id.in_(tagged_query(T["tags"], labels))
 
 
+@condition("min_loudness")
+def _min_loudness(cat, f, r, lufs: float):
+    return f.c.loudness_lufs >= lufs
+
+
+@condition("max_loudness")
+def _max_loudness(cat, f, r, lufs: float):
+    return f.c.loudness_lufs <= lufs
+
+
+@condition("max_true_peak")
+def _max_true_peak(cat, f, r, dbtp: float):
+    return f.c.true_peak_dbtp <= dbtp
+
+
+@condition("no_clipping")
+def _no_clipping(cat, f, r, on: bool):
+    return f.c.clipped_samples == 0
+
+
+@condition("max_head_silence")
+def _max_head_silence(cat, f, r, seconds: float):
+    return f.c.silence_head_s <= seconds
+
+
 def tagged_query(t, labels: Sequence[str]):
     """Files carrying any of `labels`, where a user's rejection overrides machine tags."""
     low = [x.lower() for x in labels]

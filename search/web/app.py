@@ -121,6 +121,8 @@ def _filter_value(spec, value):
         return _list(value, spec.param)
     if spec.kind in ("int", "float"):
         return _number(value, spec.param, int if spec.kind == "int" else float, spec.lo, spec.hi)
+    if spec.kind == "flag":
+        return True if value in (True, 1, "1", "true", "on", "yes") else None
     return _text(value, spec.param, MAX_PATH_CHARS) or None
 
 

@@ -41,6 +41,9 @@ for (const f of filters) {
     control = document.createElement("select");
     control.add(new Option(f.placeholder || "any", ""));
     for (const [value, text] of f.options || []) control.add(new Option(text, value));
+  } else if (f.control === "checkbox") {
+    control = document.createElement("input");
+    control.type = "checkbox";
   } else {
     control = document.createElement("input");
     control.type = f.control === "number" ? "number" : "text";
@@ -78,7 +81,8 @@ if (config.has_tags) {
 
 function filterParams(params) {
   for (const f of filters) {
-    const v = $(f.name).value.trim();
+    const el = $(f.name);
+    const v = f.control === "checkbox" ? (el.checked ? "1" : "") : el.value.trim();
     if (v) params.set(f.param, v);
   }
   params.set("n", $("n").value);
