@@ -20,6 +20,7 @@ from indexer.filterspec import FILTERS
 
 from . import render
 from .filters import Filters
+from .hygiene_cli import collapse_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -122,12 +123,13 @@ def main(verbose: int) -> None:
 @click.option("--mode", type=click.Choice(["hybrid", "semantic", "keyword"]), default="hybrid", show_default=True,
               help="semantic: CLAP only; keyword: names and descriptions only; hybrid: both, fused.")
 @click.option("--not", "not_text", metavar="TEXT", help="Push away results that sound like TEXT.")
+@collapse_option
 @filter_options
 @index_options
 @model_options
 @user_errors
-def query(text, n, as_json, as_paths, m3u, play, mode, not_text, index_dir, db_url, model, device, precision,
-          **filter_values):
+def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies, index_dir, db_url, model,
+          device, precision, **filter_values):
     """Find the clips, and the moment in each, that sound like TEXT.
 
     \b
@@ -139,7 +141,7 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, index_dir, db_u
     text = " ".join(text)
     settings = settings_from(index_dir, db_url, model, device, precision)
     filters = Filters.from_options(filter_values)
-    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters)
+    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters, collapse_copies=collapse_copies)
     from .remote import try_remote_search
 
     results = try_remote_search(settings, params)
@@ -147,7 +149,8 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, index_dir, db_u
         from .query import Library
 
         with Library.from_settings(settings) as lib:
-            results = lib.search(text, n, filters=filters, mode=mode, not_text=not_text)
+            results = lib.search(text, n, filters=filters, mode=mode, not_text=not_text,
+                                 collapse_copies=collapse_copies)
     emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play,
          empty_hint="no results: the index is empty or nothing matches; see 'sfx-index status'")
 

@@ -15,6 +15,12 @@ import click
 from indexer.cli import index_options, settings_from, user_errors
 
 
+collapse_option = click.option(
+    "--collapse-copies", is_flag=True,
+    help="Fold near-duplicates (another format, rate, level or trim of a listed file) into one row, '+N copies'.",
+)
+
+
 def _library(index_dir, db_url):
     from .query import Library
 

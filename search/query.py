@@ -158,7 +158,10 @@ class Library:
         filters: Filters | None = None,
         mode: str = "hybrid",
         not_text: str | None = None,
+        collapse_copies: bool = False,
     ) -> list[Result]:
+        """The n files that best match `text`; `collapse_copies` folds near-duplicates of the
+        list into the best-ranked copy's row ("+N copies", search/hygiene.py)."""
         from indexer.catalog import safe_text
 
         # A non-UTF-8 argv reaches us as lone surrogates: keep what can be read of it.
@@ -183,7 +186,7 @@ class Library:
                 q = q - NEGATIVE_WEIGHT * self.text_vectors([not_text])[0]
             semantic = self.rank_files(q, self._want(n) if mode == "semantic" else max(n * 3, 50), allowed)
         if mode == "semantic":
-            return self._results(semantic, n)
+            return self._finish(semantic, n, collapse_copies)
         # Keyword mode shows n files; hybrid fuses a longer keyword list with the semantic one.
         if keyword_job is not None:
             keyword = keyword_job.result()
@@ -192,8 +195,8 @@ class Library:
         if mode == "keyword":
             q = None
             scored = [(fid, s, None) for fid, s in keyword]
-            return self._results(scored, n)
-        return self._results(self._fuse(semantic, keyword, q, not_text), n)
+            return self._finish(scored, n, collapse_copies)
+        return self._finish(self._fuse(semantic, keyword, q, not_text), n, collapse_copies)
 
     def similar(
         self,
@@ -203,10 +206,11 @@ class Library:
         start_s: float | None = None,
         n: int = 20,
         filters: Filters | None = None,
+        collapse_copies: bool = False,
     ) -> list[Result]:
         """Sounds like a file (in the catalog: stored vectors, no model call) or a moment of it."""
         q = self.file_vector(path, file_id=file_id, start_s=start_s)
-        return self._results(self.rank_files(q, self._want(n), self._allowed_files(filters)), n)
+        return self._finish(self.rank_files(q, self._want(n), self._allowed_files(filters)), n, collapse_copies)
 
     def file_vector(self, path=None, *, file_id=None, start_s=None) -> np.ndarray:
         row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
@@ -354,6 +358,19 @@ class Library:
             if fid not in out:
                 out[fid] = (float(scores[i]), int(chunk_ids[i]))
         return out
+
+    def _finish(self, scored, n: int, collapse_copies: bool) -> list[Result]:
+        """Result rows with their measurements; near-duplicates folded first when asked."""
+        from .hygiene import collapse_copies as fold
+
+        rows = self._results(scored, len(scored) if collapse_copies else n)
+        if collapse_copies:
+            rows = fold(self.catalog, rows)[:n]
+        measured = self.catalog.measurements_for([r.file_id for r in rows])
+        for r in rows:
+            for k, v in measured.get(r.file_id, {}).items():
+                setattr(r, k, v)
+        return rows
 
     def _results(self, scored: list[tuple[int, float | None, int | None]], n: int) -> list[Result]:
         fids = [fid for fid, _, _ in scored]

@@ -34,6 +34,7 @@ def try_remote_search(settings, params: dict):
     f = params["filters"]
     body = {
         "q": params["text"], "n": params["n"], "mode": params["mode"], "not": params["not_text"],
+        "collapse_copies": bool(params.get("collapse_copies")),
         "filters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.__dict__.items()},
     }
     req = urllib.request.Request(

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from audiogen import write_audio
 from indexer.analysis import analyse_file
-from indexer.catalog import Catalog, FileInfo
+from indexer.catalog import Catalog, FileInfo, ModelRecord
 from search.cli import main
 from test_duplicates import SR, door_slam, to_stereo
 
@@ -39,6 +39,7 @@ def indexed(tmp_path):
     }
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
     cat = Catalog.open(url)
+    cat.ensure_model(ModelRecord("test/model", "0", {}, 4))  # 4-d vectors: only the catalog is read
     root = cat.add_root(lib)
     ids = {}
     for k, p in files.items():
@@ -138,3 +139,23 @@ def test_measurement_filters_select_exactly_the_right_files(indexed):
 def test_flag_filter_is_an_option_of_the_query_command():
     r = _run("query", "--help")
     assert "--no-clipping" in r.stdout and "--max-true-peak" in r.stdout and "--max-head-silence" in r.stdout
+
+
+def test_search_results_fold_near_duplicates_into_one_row_with_measurements(indexed, tmp_path):
+    """similar() over the stored vectors (all equal here, so every file is a result)."""
+    from indexer.config import Settings
+    from search.query import Library
+
+    _lib, files, url = indexed
+    with Library.from_settings(Settings(index_dir=tmp_path / "idx", db_url=url)) as lib:
+        first = lib.catalog.file_by_path(files["other"].resolve()).id
+        plain = lib.similar(file_id=first, n=20)
+        folded = lib.similar(file_id=first, n=20, collapse_copies=True)
+    assert len(plain) == len(files) and all(r.copies == [] for r in plain)
+    assert len(folded) == len(files) - 2 and [r.rank for r in folded] == list(range(1, len(folded) + 1))
+    family = {str(files[k].resolve()) for k in ("orig", "mp3", "quiet")}
+    (head,) = [r for r in folded if r.copies]
+    assert {head.path, *head.copies} == family
+    clipped = next(r for r in plain if r.path == str(files["clipped"].resolve()))
+    assert clipped.clipped_samples > 0 and clipped.loudness_lufs is not None
+    assert set(json.loads(json.dumps(clipped.as_json()))) >= {"loudness_lufs", "true_peak_dbtp", "copies"}

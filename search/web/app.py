@@ -199,7 +199,8 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
             raise BadRequest(f"mode must be one of {', '.join(MODES)}")
         n = _number(p.get("n"), "n", int, 1, MAX_N) or 20
         return await results_response(library.search, q, n, filters=parse_filters(p.get("filters") or {}),
-                                      mode=mode, not_text=_text(p.get("not"), "not") or None)
+                                      mode=mode, not_text=_text(p.get("not"), "not") or None,
+                                      collapse_copies=p.get("collapse_copies") in (True, "1", "true", "on"))
 
     async def similar(request: Request) -> Response:
         p = await request_params(request)

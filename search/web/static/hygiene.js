@@ -95,6 +95,24 @@
     b.addEventListener("click", showAll);
     form.append(b);
   }
+  // "Fold copies": near-duplicates of a result list become one row with "+N copies".
+  const showLabel = document.getElementById("n")?.closest("label");
+  if (showLabel && typeof filterParams === "function") {
+    const label = document.createElement("label");
+    label.title = "Fold near-duplicates (another format, rate, level or trim) into one row";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.id = "collapse_copies";
+    label.append("Fold copies ", box);
+    showLabel.before(label);
+    const plain = filterParams;
+    filterParams = (params) => {  // app.js builds every search's parameters with this
+      plain(params);
+      if (box.checked) params.set("collapse_copies", "1");
+      return params;
+    };
+  }
+
   new MutationObserver(() => results.querySelectorAll("li.result:not(.dup-view)").forEach(decorate))
     .observe(results, { childList: true });
 })();
