@@ -57,3 +57,17 @@ def analyse_file(path) -> FileAnalysis:
     for _ in iter_mono_48k(path, on_block=analysis.on_block, on_mono=analysis.on_mono):
         pass
     return analysis.result()
+
+
+def analysis_result(analysis: StreamAnalysis | None) -> FileAnalysis | None:
+    """The result of a stream's analysis; None if there was none or it failed (a measurement
+    problem never fails a file that embedded: the next build's backfill tries it again)."""
+    if analysis is None:
+        return None
+    try:
+        return analysis.result()
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).debug("measurement failed: %s", exc)
+        return None

@@ -43,6 +43,7 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
             "catalog": settings.catalog_url if settings.db_url else str(settings.index_dir / "catalog.sqlite"),
             "model": dict(model.__dict__) if model else None,
             "counts": cat.counts(),
+            "sound": cat.measurement_summary(),  # measured, clipped, silent, very quiet (docs/hygiene.md)
             "vectors": vectors,
             "roots": [{"path": r.path, "files": per_root.get(r.id, 0)} for r in cat.roots()],
             "failures": [{"path": f.path, "reason": f.error} for f in cat.failures(n_failures)],
