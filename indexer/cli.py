@@ -19,6 +19,7 @@ from .config import (
     ENV_DATABASE_URL, ENV_DEVICE, ENV_INDEX_DIR, ENV_MODEL, ENV_PRECISION, Settings, UserError,
     resolve_index_dir, resolve_model, safe_text,
 )
+from .vectors.kinds import kind_choices
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -284,7 +285,7 @@ def remove(root, index_dir, db_url, yes):
 @main.command()
 @index_options
 @click.option("--memory", metavar="SIZE", help="Memory budget for the vector index, e.g. 2G or 512M [default 2G].")
-@click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq", "ivf-pqfs"]),
+@click.option("--kind", type=click.Choice(kind_choices()),
               help="Force an index kind instead of choosing one under the budget.")
 @click.option("--json", "as_json", is_flag=True)
 @user_errors

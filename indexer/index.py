@@ -16,9 +16,11 @@ import numpy as np
 
 from .catalog import Catalog
 from .config import Settings, UserError
-from .vectors import SortedIds, map_pages, read_rows
+from .vectors import SortedIds, kind_of, map_pages, read_rows
 
 log = logging.getLogger(__name__)
+
+SYNC_ROWS = 65_536  # catalog vectors read per step when catching the FAISS index up
 
 
 class Index:
@@ -86,7 +88,7 @@ class Index:
         """Where a compressed (SQ/PQ) index re-ranks its candidates: a float16 copy of the
         vectors beside the FAISS file (written at each rebuild, remade if missing), and the
         catalog for chunks added since."""
-        if not str(vi.meta.get("kind", "flat")).startswith(("ivf-sq", "ivf-pq")):
+        if not vi.kind.compressed:
             return None
         ev = ExactVectors(self.settings.index_dir, self.catalog)
         if not ev.loaded and os.access(self.settings.index_dir, os.W_OK):
@@ -98,13 +100,13 @@ class Index:
     def sync_vectors(self, vi) -> tuple[int, int]:
         """Make `vi` hold exactly the catalog's chunks: (added, removed)."""
         catalog_ids = self.catalog.all_chunk_ids()
-        have = _ids_of(vi)
+        have = vi.ids()
         extra = np.setdiff1d(have, catalog_ids, assume_unique=True)
         missing = np.setdiff1d(catalog_ids, have, assume_unique=True)
         if len(extra):
             vi.remove(extra)
-        for i in range(0, len(missing), 65536):
-            part = missing[i : i + 65536]
+        for i in range(0, len(missing), SYNC_ROWS):
+            part = missing[i : i + SYNC_ROWS]
             vi.add(part, self.catalog.vectors_for_chunks(part.tolist()))
         return len(missing), len(extra)
 
@@ -133,7 +135,7 @@ class Index:
         plan = plan_index(n, dim, vi.meta["memory"], kind=vi.meta["kind_request"],
                           exact_threshold=vi.meta["exact_threshold"])
         writable = os.access(self.settings.index_dir, os.W_OK)
-        if plan["kind"].startswith(("ivf-sq", "ivf-pq")) and writable:
+        if kind_of(plan["kind"]).compressed and writable:
             # Compressed kinds re-rank against the float16 copy; it is written by streaming
             # the catalog and the index is built from it, so RAM never holds every vector
             # (10M x 512 float32 would be 20 GB).
@@ -186,7 +188,7 @@ class Index:
         else:
             try:
                 vi = VectorIndex.load(path)
-                faiss_ids = set(_ids_of(vi).tolist())
+                faiss_ids = set(vi.ids().tolist())
                 if int(vi.meta.get("generation", -1)) != self.catalog.generation:
                     problems.append("the FAISS file is older than the catalog")
             except IndexCorrupt as exc:
@@ -242,11 +244,6 @@ class ExactVectors:
         if self.ids is not None:
             map_pages(self.ids)
             map_pages(self.vecs)
-
-    def write(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        order = np.argsort(ids)
-        self._write_parts([(np.asarray(ids, np.int64)[order], np.asarray(vecs)[order])], len(ids),
-                          np.asarray(vecs).shape[1] if len(ids) else self.catalog.get_model().dim)
 
     def write_from_catalog(self) -> None:
         """Stream the catalog's vectors (in id order) into the copy, part by part."""
@@ -311,25 +308,3 @@ def _file_generation(path) -> int | None:
     except (OSError, ValueError):
         return None
 
-
-def _ids_of(vi) -> np.ndarray:
-    """Every live id in a VectorIndex (IDMap or IVF layouts)."""
-    if hasattr(vi, "ids"):
-        return np.asarray(vi.ids(), dtype=np.int64)
-    import faiss
-
-    idx = vi.index
-    if hasattr(idx, "id_map"):
-        ids = faiss.vector_to_array(idx.id_map)
-    else:
-        invlists = faiss.extract_index_ivf(idx).invlists
-        parts = []
-        for lst in range(invlists.nlist):
-            size = invlists.list_size(lst)
-            if size:
-                parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
-        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    tomb = getattr(vi, "_tomb", set())
-    if tomb:
-        ids = ids[~np.isin(ids, np.fromiter(tomb, np.int64))]
-    return ids.astype(np.int64)

@@ -153,20 +153,20 @@ def main() -> None:
         del flat
     else:
         # A flat index would not fit in RAM: the exact reference streams the float16 copy.
-        from indexer.vectors import _exact_topk
+        from indexer.vectors import exact_topk
         if os.path.exists(truth_path):
             truth = np.load(truth_path)
             print(f"# exact top 10: kept from an earlier run ({truth_path})", flush=True)
         else:
             t = time.perf_counter()
-            truth = _exact_topk(q, ids, x, 10)
+            truth = exact_topk(q, ids, x, 10)
             np.save(truth_path, truth)
             print(f"# exact top 10 by streaming brute force: {time.perf_counter() - t:.1f}s for "
                   f"{len(q)} queries", flush=True)
         times = []
         for row in q[:3]:  # its single-query latency, this run
             t = time.perf_counter()
-            _exact_topk(row[None], ids, x, 10)
+            exact_topk(row[None], ids, x, 10)
             times.append((time.perf_counter() - t) * 1000)
         print(f"index=Flat n={n} recall@10=1.000 p50_ms={np.median(times):.0f} "
               f"p99_ms={max(times):.0f} ram_mb=0 build_s=0.0 exact=streamed-float16 (3 queries "

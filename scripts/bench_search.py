@@ -321,7 +321,7 @@ def bench_warm(n_queries: int) -> None:
 
     os.environ["SFX_CACHE_DIR"] = str(BENCH / "cache")
     index_dir = make_index(BENCH / "search-1m", 1_000_000)
-    from indexer.vectors import _faiss
+    from indexer.vectors import faiss_lib
     from search import Library
 
     print(f"\n== warm queries over 1 000 000 chunks ({index_dir}) ({load()})")
@@ -345,7 +345,7 @@ def bench_warm(n_queries: int) -> None:
           f"{vi.meta.get('params')} (recall@10 {vi.meta.get('recall_at_10')} when tuned), "
           f"text tower {type(enc._text).__name__} {enc.precision}")
 
-    faiss = _faiss()
+    faiss = faiss_lib()
     flat, parts = faiss.IndexFlatIP(DIM), []
     for part_ids, v in lib.catalog.iter_vectors():
         parts.append(part_ids)

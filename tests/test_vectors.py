@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from indexer import vectors
+from indexer.config import UserError
+from indexer.vectors import planning
 from indexer.vectors import IndexCorrupt, VectorIndex, meta_path, parse_memory, plan_index
 
 D = 64
@@ -111,7 +114,7 @@ def test_crash_before_rename_leaves_old_index(tmp_path, small, monkeypatch):
     def crash(src, dst):
         raise OSError("power lost")
 
-    monkeypatch.setattr(vectors.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
         VectorIndex(D).build(ids, x).save(path, generation=2)
     monkeypatch.undo()
@@ -136,7 +139,7 @@ def test_corrupt_or_truncated_file_raises(tmp_path, small):
     # faiss itself refusing a file whose meta was rewritten to match it
     path.write_bytes(b"garbage!" * 100)
     meta = dict(format_version=1, dim=D, kind="flat", tombstones=[], ntotal=0,
-                index_bytes=800, index_digest=vectors._digest(path))
+                index_bytes=800, index_digest=vectors.file_digest(path))
     meta_path(path).write_text(json.dumps(meta))
     with pytest.raises(IndexCorrupt, match="faiss"):
         VectorIndex.load(path)
@@ -147,7 +150,7 @@ def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     assert index.meta["kind"] == "ivf-pqfs32" and index.meta["factory"].endswith(",PQ32x4fs")
     assert index.meta["recall_at_10"] >= 0.95 and index.meta["tuned_on"]["held_out"]
     assert index.meta["rerank"] and index.meta["params"]["k_factor"] > 1
-    assert index.meta["by_residual"] and vectors._faiss().extract_index_ivf(index.index).by_residual
+    assert index.meta["by_residual"] and vectors.faiss_lib().extract_index_ivf(index.index).by_residual
     q = clustered(300, draw=99)  # fresh draws from the same mixture
     truth_s, truth = brute(q, ids, x, 10)
     scores, found = index.search(q, 10)
@@ -161,7 +164,7 @@ def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     index.save(tmp_path / "ivf.faiss")
     back = VectorIndex.load(tmp_path / "ivf.faiss", rerank=index.rerank)
     assert back.meta["params"] == index.meta["params"]
-    assert vectors._faiss().extract_index_ivf(back.index).by_residual  # kept in the file
+    assert vectors.faiss_lib().extract_index_ivf(back.index).by_residual  # kept in the file
     np.testing.assert_array_equal(back.search(q[:20], 10)[1], found[:20])
     # tuned again (e.g. after a move to another machine): a setting it tried, timed, that
     # reaches the target, and the fastest of those it settled on for each re-ranking depth
@@ -226,7 +229,7 @@ def test_hnsw_tombstones(tmp_path):
 def test_memory_parsing_and_plan():
     assert parse_memory("2G") == 2 * 2**30 and parse_memory("512M") == 512 * 2**20
     assert parse_memory("800k") == 800 * 1024 and parse_memory(123) == 123
-    with pytest.raises(vectors.UserError):
+    with pytest.raises(UserError):
         parse_memory("lots")
     assert plan_index(100_000, 512)["kind"] == "flat"
     one_m = plan_index(1_000_000, 512, "2G")
@@ -236,7 +239,7 @@ def test_memory_parsing_and_plan():
     assert plan_index(10_000_000, 512, "1200M")["kind"] == "ivf-pqfs128"  # smaller codes to fit
     assert plan_index(1_000_000, 512, "2G", kind="ivf-flat")["factory"] == "IVF2048,Flat"
     assert plan_index(10_000_000, 512, "2G", kind="ivf-pq")["factory"].endswith(",PQ128np")
-    with pytest.raises(vectors.UserError):
+    with pytest.raises(UserError):
         plan_index(10_000_000, 512, "100M")
 
 
@@ -277,9 +280,9 @@ def test_hnsw_quantizer_gives_way_to_a_flat_one_for_residual_codes(monkeypatch, 
         return VectorIndex(D, exact_threshold=5_000, memory="64M", rerank=rerank).build(ids, x)
 
     flat = built()
-    monkeypatch.setattr(vectors, "plan_index", graph_plan)
+    monkeypatch.setattr(planning, "plan_index", graph_plan)
     graph = built()
-    faiss = vectors._faiss()
+    faiss = vectors.faiss_lib()
     assert "_HNSW32," in graph.meta["factory"] and graph.meta["quantizer"] == "flat"
     assert type(faiss.downcast_index(faiss.extract_index_ivf(graph.index).quantizer)).__name__ == "IndexFlatIP"
     assert graph.meta["recall_at_10"] >= 0.95 and abs(graph.meta["recall_at_10"] - flat.meta["recall_at_10"]) < 0.03
@@ -321,7 +324,7 @@ def test_array_rerank_reads_rows_of_unsorted_ids_and_maps_memmaps(tmp_path):
 
 
 def test_single_query_flat_search_runs_on_one_thread_and_restores_the_setting(small, monkeypatch):
-    faiss = vectors._faiss()
+    faiss = vectors.faiss_lib()
     ids, x = small
     index = VectorIndex(D, kind="flat").build(ids, x)
     seen = []
