@@ -22,6 +22,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .workers import Done, Fail, Part, Task
+
 
 @dataclass
 class FileResult:
@@ -74,8 +76,6 @@ class LocalEngine:
         self._mel: list[tuple[int, np.ndarray]] = []  # (key, mel) per window, in arrival order
 
     def submit(self, key: int, path: str) -> None:
-        from .workers import Task
-
         if self._pool is None:
             self._pool = self._pool_factory()
         self._files[key] = _InFlight()
@@ -86,21 +86,19 @@ class LocalEngine:
         # 1. Collect decoded windows.
         msg = self._pool.get(timeout=timeout) if self._pool is not None and self._files else None
         if msg is not None:
-            kind, key = msg[0], msg[2]
-            f = self._files.get(key)
+            f = self._files.get(msg.key)
             if f is not None:
-                if kind == "part":
-                    starts, ends, mel = msg[3], msg[4], msg[6]
+                if isinstance(msg, Part):
                     base = len(f.chunks)
-                    for j, (s, e) in enumerate(zip(starts, ends)):
+                    for j, (s, e) in enumerate(zip(msg.starts, msg.ends)):
                         f.chunks.append((base + j, float(s), float(e)))
-                        self._mel.append((key, mel[j]))
-                elif kind == "done":
-                    f.info, f.meta, f.decoded = msg[3], msg[4], msg[5]
-                elif kind == "fail":
-                    del self._files[key]
-                    self._mel = [m for m in self._mel if m[0] != key]
-                    out.append(FileResult(key, error=msg[3]))
+                        self._mel.append((msg.key, msg.mel[j]))
+                elif isinstance(msg, Done):
+                    f.info, f.meta, f.decoded = msg.info, msg.meta, msg.n_windows
+                elif isinstance(msg, Fail):
+                    del self._files[msg.key]
+                    self._mel = [m for m in self._mel if m[0] != msg.key]
+                    out.append(FileResult(msg.key, error=msg.reason))
 
         # 2. Run the model on a full batch, or on what there is when the decoders lag.
         if len(self._mel) >= self.batch_size or (self._mel and msg is None):

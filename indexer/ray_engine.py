@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 FILES_PER_CALL = 8      # files per actor call (one Ray Data block)
 FILES_PER_RUN = 2048    # files in flight on the cluster
 START_AFTER_S = 30.0    # a partial run starts when its oldest file has waited this long
+BIG_NODE_CPUS = 9       # from this many CPUs an actor gets THREADS_ON_BIG_NODES torch threads
+THREADS_ON_BIG_NODES = 4
 # Environment the actors need to load the same model the same way as this machine.
 FORWARD_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "SFX_MODEL")
 
@@ -140,8 +142,7 @@ class _EmbedFiles:
     def __call__(self, batch):
         import pyarrow as pa
 
-        from indexer.audio import DecodeError, iter_windows, probe
-        from indexer.metadata import read_metadata
+        from indexer.decode import failure_reason, file_windows, read_facts
 
         keys = [int(k) for k in batch["key"]]
         paths = [str(p) for p in batch["path"]]
@@ -160,24 +161,17 @@ class _EmbedFiles:
         for i, path in enumerate(paths):
             f = files[i]
             try:
-                info = probe(path)
-                f["meta"] = read_metadata(path)
-                for w in iter_windows(path, hop_s=self.hop_s):
+                facts = read_facts(path)
+                f["meta"] = facts.meta
+                for w in file_windows(path, self.hop_s):
                     f["starts"].append(float(w.start_s))
                     f["ends"].append(float(w.end_s))
                     buf.append((i, w.samples))
                     if len(buf) >= self.batch_size:
                         flush()
-                if not f["starts"]:
-                    raise DecodeError("no audio frames")
-                f["info"] = dict(info.__dict__)
+                f["info"] = facts.info
             except Exception as exc:  # noqa: BLE001 - one file, never the run (as the local workers)
-                if isinstance(exc, DecodeError):
-                    f["error"] = str(exc) or "cannot decode"
-                elif isinstance(exc, MemoryError):
-                    f["error"] = "out of memory while decoding"
-                else:
-                    f["error"] = f"{type(exc).__name__}: {exc}"[:300]
+                f["error"] = failure_reason(exc)
                 buf[:] = [b for b in buf if b[0] != i]
         flush()
 
@@ -280,7 +274,7 @@ class RayEngine:
             threads = 1
         else:
             # A few torch threads per actor on big nodes; one core left for Ray Data itself.
-            threads = 4 if cpus >= 9 else 1
+            threads = THREADS_ON_BIG_NODES if cpus >= BIG_NODE_CPUS else 1
             actors, per_actor = max(1, int(cpus - 1) // threads), {"num_cpus": threads}
         if self._actors:
             actors = self._actors

@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 PART_WINDOWS = 8
 WORKER_NICENESS = 10
+POLL_S = 1.0                 # a worker's wait on its queues before it checks it is not orphaned
+DEFAULT_FILE_TIMEOUT_S = 300.0  # a file decoding longer than this is failed as stalled
+MESSAGES_PER_WORKER = 4      # decoded messages queued ahead of the model, per worker
+EARLY_DEATHS_FATAL = 3       # workers dying before any work: the pool cannot start at all
+KILL_JOIN_S = 5.0            # wait for a killed worker to be reaped
+LOST_AFTER_IDLE_S = 2.0      # all idle with tasks never announced this long: they were lost
+CLOSE_GRACE_S = 2.0          # workers get this long to leave on close before being killed
 
 
 @dataclass
@@ -35,11 +42,48 @@ class Task:
     hop_s: float
 
 
-# Messages from workers (plain tuples, cheap to pickle):
-#   ("start", wid, key)
-#   ("part", wid, key, starts, ends, n_real, mel)        mel: float32 (k, frames, mels)
-#   ("done", wid, key, info_dict, metadata_dict, n_windows)
-#   ("fail", wid, key, reason)
+# Messages from a worker to the engine (small dataclasses: a part's mel array is what weighs).
+@dataclass
+class Start:
+    """Worker `wid` took the task `key`."""
+
+    wid: int
+    key: int
+
+
+@dataclass
+class Part:
+    """Up to PART_WINDOWS consecutive windows of the file, as log-mel for the model."""
+
+    wid: int
+    key: int
+    starts: list[float]
+    ends: list[float]
+    n_real: list[int]
+    mel: np.ndarray  # float32 (k, frames, mels)
+
+
+@dataclass
+class Done:
+    """The file is decoded; its parts (n_windows windows in all) were sent before this."""
+
+    wid: int
+    key: int
+    info: dict       # audio.AudioInfo fields
+    meta: dict       # metadata.read_metadata()
+    n_windows: int
+
+
+@dataclass
+class Fail:
+    """The file failed (wid -1: the pool gave up on it); reason is one line."""
+
+    wid: int
+    key: int
+    reason: str
+
+
+Message = Start | Part | Done | Fail
 
 
 _PARENT_PID: int | None = None
@@ -56,7 +100,7 @@ def _put(results, msg) -> None:
     """results.put that cannot block forever on a full queue whose reader died."""
     while True:
         try:
-            results.put(msg, timeout=1.0)
+            results.put(msg, timeout=POLL_S)
             return
         except queue.Full:
             _exit_if_orphaned()
@@ -78,58 +122,37 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from .audio import DecodeError, iter_windows, probe
+    from .decode import failure_reason, read_facts, window_parts
     from .mel import LogMelFrontend
-    from .metadata import read_metadata
 
     frontend = LogMelFrontend.from_config(fe_config)
     frontend.parallel = 1  # this process is already one of several beside the model
     while True:
         try:
-            task = tasks.get(timeout=1.0)
+            task = tasks.get(timeout=POLL_S)
         except queue.Empty:
             _exit_if_orphaned()
             continue
         if task is None:
             return
-        _put(results, ("start", wid, task.key))
+        _put(results, Start(wid, task.key))
         try:
-            info = probe(task.path)
-            meta = read_metadata(task.path)
+            facts = read_facts(task.path)
             n = 0
-            buf = []
-            for w in iter_windows(task.path, hop_s=task.hop_s):
-                buf.append(w)
-                if len(buf) == PART_WINDOWS:
-                    _send_part(results, wid, task.key, buf, frontend, torch)
-                    n += len(buf)
-                    buf = []
-            if buf:
-                _send_part(results, wid, task.key, buf, frontend, torch)
-                n += len(buf)
-            if n == 0:
-                raise DecodeError("no audio frames")
-            _put(results, ("done", wid, task.key, dict(info.__dict__), meta, n))
-        except DecodeError as exc:
-            _put(results, ("fail", wid, task.key, str(exc) or "cannot decode"))
-        except MemoryError:
-            _put(results, ("fail", wid, task.key, "out of memory while decoding"))
+            for part in window_parts(task.path, task.hop_s, PART_WINDOWS):
+                _send_part(results, wid, task.key, part, frontend, torch)
+                n += len(part)
+            _put(results, Done(wid, task.key, facts.info, facts.meta, n))
         except Exception as exc:  # a decoder bug must not take the run down
-            _put(results, ("fail", wid, task.key, f"{type(exc).__name__}: {exc}"[:300]))
+            _put(results, Fail(wid, task.key, failure_reason(exc)))
 
 
 def _send_part(results, wid, key, windows, frontend, torch) -> None:
     batch = torch.from_numpy(np.stack([w.samples for w in windows]))
     with torch.inference_mode():
         mel = frontend(batch).numpy()
-    _put(
-        results,
-        (
-            "part", wid, key,
-            [w.start_s for w in windows], [w.end_s for w in windows], [w.n_real for w in windows],
-            mel,
-        )
-    )
+    _put(results, Part(wid, key, [w.start_s for w in windows], [w.end_s for w in windows],
+                       [w.n_real for w in windows], mel))
 
 
 class WorkerStartupError(UserError):
@@ -148,7 +171,7 @@ class _Slot:
 class DecodePool:
     """A fixed set of decode processes with per-file time limits and crash recovery."""
 
-    def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = 300.0,
+    def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
                  max_messages: int = 0):
         self._ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         self._fe_config = fe_config
@@ -156,7 +179,7 @@ class DecodePool:
         # The workers run ahead of the model by at most this many messages (parts of at most
         # PART_WINDOWS windows): enough for a batch of one-window files (3 messages each)
         # keeps them decoding while the model runs, and bounds memory whatever the file length.
-        self.results = self._ctx.Queue(maxsize=max(4, workers * 4, max_messages))
+        self.results = self._ctx.Queue(maxsize=max(MESSAGES_PER_WORKER, workers * MESSAGES_PER_WORKER, max_messages))
         self.timeout = file_timeout_s
         self.slots: dict[int, _Slot] = {}
         self._next_wid = 0
@@ -182,39 +205,38 @@ class DecodePool:
         self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
         self.tasks.put(task)
 
-    def get(self, timeout: float) -> tuple | None:
-        """The next message, or None; also yields ("fail", ...) for crashed or stuck workers."""
+    def get(self, timeout: float) -> Message | None:
+        """The next message, or None; also yields Fail for crashed or stuck workers."""
         try:
             msg = self.results.get(timeout=timeout)
         except queue.Empty:
             return self._check_health()
-        kind, wid = msg[0], msg[1]
-        slot = self.slots.get(wid)
+        slot = self.slots.get(msg.wid)
         if slot is None:  # a message from a worker we already replaced
             return None
-        if kind in ("done", "fail") and msg[2] not in self.outstanding:
+        if isinstance(msg, (Done, Fail)) and msg.key not in self.outstanding:
             return None  # a requeued task answered twice
         slot.worked = True
-        if kind == "start":
-            if msg[2] in self._started or msg[2] not in self.outstanding:
+        if isinstance(msg, Start):
+            if msg.key in self._started or msg.key not in self.outstanding:
                 # A requeued task that another worker already has: ignore this copy's output.
-                slot.key, slot.since, slot.ignore = None, time.monotonic(), msg[2]
+                slot.key, slot.since, slot.ignore = None, time.monotonic(), msg.key
                 return None
-            slot.key, slot.since = msg[2], time.monotonic()
-            self._started.add(msg[2])
+            slot.key, slot.since = msg.key, time.monotonic()
+            self._started.add(msg.key)
             return msg
-        if getattr(slot, "ignore", None) == msg[2]:
+        if slot.ignore == msg.key:
             return None
-        elif kind == "part":
+        elif isinstance(msg, Part):
             slot.since = time.monotonic()
-        elif kind in ("done", "fail"):
-            if slot.key != msg[2]:
+        elif isinstance(msg, (Done, Fail)):
+            if slot.key != msg.key:
                 return None
             slot.key = None
-            self.outstanding.pop(msg[2], None)
+            self.outstanding.pop(msg.key, None)
         return msg
 
-    def _check_health(self) -> tuple | None:
+    def _check_health(self) -> Fail | None:
         now = time.monotonic()
         for wid, slot in list(self.slots.items()):
             dead = not slot.proc.is_alive()
@@ -224,13 +246,13 @@ class DecodePool:
             key = slot.key
             if dead and key is None and not slot.worked:
                 self._early_deaths += 1
-                if self._early_deaths >= 3:
+                if self._early_deaths >= EARLY_DEATHS_FATAL:
                     raise WorkerStartupError(
                         f"decode worker processes die at start-up (exit code {slot.proc.exitcode}); "
                         "if you call sfx-index from a script, guard it with `if __name__ == '__main__':`"
                     )
             slot.proc.kill()
-            slot.proc.join(5)
+            slot.proc.join(KILL_JOIN_S)
             del self.slots[wid]
             self._spawn()
             if key is not None:
@@ -240,10 +262,10 @@ class DecodePool:
                     if stuck and not dead
                     else f"the decoder crashed (exit code {slot.proc.exitcode})"
                 )
-                return ("fail", wid, key, why)
+                return Fail(wid, key, why)
         return self._requeue_lost(now)
 
-    def _requeue_lost(self, now: float) -> tuple | None:
+    def _requeue_lost(self, now: float) -> Fail | None:
         """Tasks taken by a worker that died before announcing them: send again, or fail."""
         idle = all(slot.key is None for slot in self.slots.values())
         lost = [k for k in self.outstanding if k not in self._started]
@@ -253,13 +275,13 @@ class DecodePool:
         if self._idle_since is None:
             self._idle_since = now
             return None
-        if now - self._idle_since < 2.0:
+        if now - self._idle_since < LOST_AFTER_IDLE_S:
             return None
         self._idle_since = None
         for key in lost:
             if self._attempts.get(key, 0) >= 2:
                 self.outstanding.pop(key, None)
-                return ("fail", -1, key, "the decoder was lost twice on this file")
+                return Fail(-1, key, "the decoder was lost twice on this file")
             self.submit(self.outstanding[key])
         return None
 
@@ -269,7 +291,7 @@ class DecodePool:
                 self.tasks.put_nowait(None)
             except Exception:
                 pass
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + CLOSE_GRACE_S
         for slot in self.slots.values():
             slot.proc.join(max(0.0, deadline - time.monotonic()))
             if slot.proc.is_alive():
