@@ -248,7 +248,13 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """The float precision of the torch towers (and of OpenVINO's float ops): fp32 or bf16."""
+    """The float precision of the torch towers (and of OpenVINO's float ops): fp32 or bf16.
+
+    `auto` -> bf16 where the hardware has fast bf16, else fp32; resolved on the machine that
+    embeds (a build passes the asked precision on, to its workers or Ray actors). bf16 keeps
+    invariant 2: a window's bf16 vector is bit-identical alone or in any batch, order or
+    thread count, and in a fresh process (tests/test_clap.py); its distance to fp32 is in
+    docs/benchmarks.md."""
     if precision not in ("auto", "fp32", "bf16"):
         raise ModelLoadError(f"unknown precision '{precision}'; use auto, fp32, bf16 (or int8 on OpenVINO)")
     if precision != "auto":

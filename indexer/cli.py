@@ -6,7 +6,6 @@ A `UserError` from any layer becomes one line `error: ...` and exit 1.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
@@ -15,81 +14,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import (
-    ENV_DATABASE_URL, ENV_DEVICE, ENV_INDEX_DIR, ENV_MODEL, ENV_PRECISION, Settings, UserError,
-    resolve_index_dir, resolve_model, safe_text,
-)
+from .config import UserError, safe_text
+from .options import CONTEXT, index_options, model_options, settings_from, user_errors
 from .vectors.kinds import kind_choices
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+SHOWN_FAILURES = 20  # failures a build lists on stderr; `sfx-index status` lists more
 
 
-def index_options(f):
-    """--index and --db, shared by every command that opens an index."""
-    f = click.option(
-        "--db", "db_url", envvar=ENV_DATABASE_URL, metavar="URL",
-        help="Catalog database URL (e.g. postgresql://...); default: SQLite in the index folder.",
-    )(f)
-    f = click.option(
-        "--index", "index_dir", envvar=ENV_INDEX_DIR, metavar="DIR", type=click.Path(file_okay=False),
-        help="Index folder [env SFX_INDEX_DIR; default: the platform data dir].",
-    )(f)
-    return f
-
-
-def model_options(f):
-    f = click.option(
-        "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", envvar=ENV_PRECISION,
-        show_default=True, help="bf16 where the hardware runs it fast (auto), else fp32.",
-    )(f)
-    f = click.option(
-        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", envvar=ENV_DEVICE,
-        show_default=True,
-    )(f)
-    f = click.option(
-        "--model", envvar=ENV_MODEL, metavar="ID_OR_DIR",
-        help="CLAP checkpoint: a Hugging Face id or a local folder [env SFX_MODEL; default laion/clap-htsat-fused].",
-    )(f)
-    return f
-
-
-def settings_from(index_dir=None, db_url=None, model=None, device="auto", precision="auto") -> Settings:
-    return Settings(
-        index_dir=resolve_index_dir(index_dir), model=resolve_model(model), device=device,
-        precision=precision, db_url=db_url,
-    )
-
-
-def user_errors(f):
-    """Turn domain errors into one line on stderr and exit 1 (beets' UserError, llm's ClickException)."""
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
-        except Exception as exc:
-            # Damage found deep in a query (a corrupt page no check had reached yet).
-            names = [c.__name__ for c in type(exc).__mro__]
-            if "DatabaseError" in names and type(exc).__module__.startswith("sqlalchemy"):
-                msg = str(getattr(exc, "orig", exc))
-                raise click.ClickException(
-                    f"the catalog cannot be read ({msg}); if it is corrupt, restore it from a backup "
-                    "or start a new index with --index DIR"
-                ) from None
-            raise
-
-    return wrapper
-
-
-class Group(click.Group):
-    def main(self, *args, **kwargs):
-        click.ClickException.exit_code = 1
-        return super().main(*args, **kwargs)
-
-
-@click.group(cls=Group, context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="sfx-index")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr (-vv for debug).")
 def main(verbose: int) -> None:
@@ -156,10 +88,10 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
             f"{r.deleted} deleted, {r.unchanged} unchanged, {r.failed} failed; "
             f"{r.windows} windows embedded in {r.seconds:.1f} s"
         )
-        for f in r.failures[:20]:
+        for f in r.failures[:SHOWN_FAILURES]:
             click.echo(f"  failed: {safe_text(f['path'])}: {f['reason']}", err=True)
-        if len(r.failures) > 20:
-            click.echo(f"  ... and {len(r.failures) - 20} more (sfx-index status)", err=True)
+        if len(r.failures) > SHOWN_FAILURES:
+            click.echo(f"  ... and {len(r.failures) - SHOWN_FAILURES} more (sfx-index status)", err=True)
     if report.interrupted:
         click.echo("interrupted: what was committed is kept; run the same command to continue", err=True)
         sys.exit(130)

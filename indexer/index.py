@@ -16,11 +16,14 @@ import numpy as np
 
 from .catalog import Catalog
 from .config import Settings, UserError
-from .vectors import SortedIds, kind_of, map_pages, read_rows
+from .vectors import SortedIds, kind_of, map_pages, read_rows, saved_generation
 
 log = logging.getLogger(__name__)
 
 SYNC_ROWS = 65_536  # catalog vectors read per step when catching the FAISS index up
+DEFAULT_DIM = 512   # vector size of an index with no model recorded yet (CLAP's)
+TUNING_QUERIES = 500       # cached text queries sampled to tune an approximate index
+MIN_TUNING_QUERIES = 50    # fewer cached queries than this: tune on held-out vectors instead
 
 
 class Index:
@@ -66,7 +69,7 @@ class Index:
 
         path = self.settings.faiss_path
         vi = self._vectors
-        if path.exists() and (vi is None or _file_generation(path) == gen):
+        if path.exists() and (vi is None or saved_generation(path) == gen):
             try:
                 vi = VectorIndex.load(path)
             except IndexCorrupt as exc:
@@ -125,7 +128,7 @@ class Index:
             self.catalog.set_meta("index_kind", kind)
         gen = self.catalog.generation
         model = self.catalog.get_model()
-        dim = model.dim if model else 512
+        dim = model.dim if model else DEFAULT_DIM
         vi = VectorIndex(
             dim,
             memory=self.catalog.get_meta("index_memory", DEFAULT_MEMORY),
@@ -151,8 +154,8 @@ class Index:
                 ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         # Tune on the queries people actually ask (cached text vectors) when there are enough:
         # text vectors sit apart from audio vectors, and held-out audio over-states recall.
-        queries = self.catalog.sample_text_vectors(500)
-        vi.build(ids, vecs, queries=queries if len(queries) >= 50 else None)
+        queries = self.catalog.sample_text_vectors(TUNING_QUERIES)
+        vi.build(ids, vecs, queries=queries if len(queries) >= MIN_TUNING_QUERIES else None)
         vi.rerank = self._exact_vectors(vi)
         if save:
             self.save_vectors(vi, gen)
@@ -295,16 +298,4 @@ class ExactVectors:
         if not found.all():  # chunks committed after the copy was written
             out[~found] = self.catalog.vectors_for_chunks(ids[~found].tolist(), missing_ok=True)
         return out
-
-
-def _file_generation(path) -> int | None:
-    """The generation recorded beside a saved index, without loading it."""
-    import json
-
-    from .vectors import meta_path
-
-    try:
-        return json.loads(meta_path(path).read_text()).get("generation")
-    except (OSError, ValueError):
-        return None
 

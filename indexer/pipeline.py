@@ -31,7 +31,7 @@ from .engine import Engine, LocalEngine
 from .locking import BuildLock
 from .metadata import read_metadata
 from .scan import ScannedFile, content_hash, scan
-from .workers import DecodePool
+from .workers import DEFAULT_FILE_TIMEOUT_S, DecodePool
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Builder:
         hop_s: float = 10.0,
         exclude: Iterable[Path] = (),
         progress: bool = True,
-        file_timeout_s: float = 300.0,
+        file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
         commit_every_s: float = 5.0,
         engine_factory: Callable[[], Engine] | None = None,
     ):
@@ -425,7 +425,7 @@ def build(
     workers: int | None = None,
     progress: bool = True,
     wait: bool = False,
-    file_timeout_s: float = 300.0,
+    file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
     commit_every_s: float | None = None,
     ray_address: str | None = None,
     vector_dtype: str | None = None,
@@ -460,9 +460,9 @@ def build(
             generation = index.catalog.generation
             # A run killed after its last commit leaves a stale FAISS file; vectors() catches up in
             # memory, so this run must write it even when it changes nothing itself.
-            from .index import _file_generation
+            from .vectors import saved_generation
 
-            file_current = settings.faiss_path.exists() and _file_generation(settings.faiss_path) == generation
+            file_current = settings.faiss_path.exists() and saved_generation(settings.faiss_path) == generation
             if not file_current:
                 index.catalog.verify()  # vectors() rebuilds from the catalog: not from a damaged one
             vectors = index.vectors()
@@ -470,7 +470,7 @@ def build(
                 index.catalog,
                 vectors,
                 encoder_loader=lambda: clap.ClapEncoder.load(
-                    settings.model, device=settings.device, precision=build_precision(settings.precision),
+                    settings.model, device=settings.device, precision=settings.precision,
                     parts=("audio",),
                 ),
                 fe_config=dict(fe_config),
@@ -517,7 +517,7 @@ def _ray_engines(address, settings, batch_size, workers, progress):
         return None
     from .ray_engine import engine_factory
 
-    return engine_factory(address, model=settings.model, device=settings.device, precision=build_precision(settings.precision),
+    return engine_factory(address, model=settings.model, device=settings.device, precision=settings.precision,
                           batch_size=batch_size, actors=workers, progress=progress)
 
 
@@ -574,12 +574,3 @@ def _checkpoint_dim(clap, model: str) -> int:
     config = json.loads((clap.resolve_checkpoint(model) / "config.json").read_text())
     return int(config.get("projection_dim", 512))
 
-
-def build_precision(precision: str) -> str:
-    """The audio tower's precision for a build: what was asked for, `auto` included, which
-    ClapEncoder.load resolves on the machine that embeds (clap.resolve_precision: bf16 where
-    the hardware has fast bf16, else fp32). bf16 keeps invariant 2: a window's bf16 vector is
-    bit-identical alone or in any batch, order or torch thread count, and in a fresh process
-    (tests/test_clap.py; checked on the full-size checkpoint too), and within cosine 0.9999
-    of fp32 there (0.99992 at worst). --precision fp32 still gives fp32."""
-    return precision

@@ -328,7 +328,7 @@ def bench_warm(n_queries: int) -> None:
     t = time.perf_counter()
     lib = Library.open(index_dir, model=str(CKPT))
     vi = lib.index.vectors()
-    enc = lib._encoder("text")
+    enc = lib.encoder("text")
     lib.search("warm up the library", n=20)
     lib.search("warm up the library again", n=20, mode="semantic")
     # The catalog's integrity check (the text cache's first write waits for it) takes ~25 s on

@@ -14,7 +14,7 @@ import sys
 import click
 
 from indexer import __version__
-from indexer.cli import Group, index_options, model_options, settings_from, user_errors
+from indexer.options import CONTEXT, index_options, model_options, settings_from, user_errors
 from indexer.config import UserError
 from indexer.filterspec import FILTERS
 
@@ -22,10 +22,7 @@ from . import render
 from .filters import Filters
 from .hygiene_cli import collapse_option
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class DefaultGroup(Group):
+class DefaultGroup(click.Group):
     """A group whose first argument, when it is not a command name, is the query text."""
 
     default_command = "query"

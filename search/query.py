@@ -101,7 +101,9 @@ class Library:
 
     # ------------------------------------------------------------------ encoders
 
-    def _encoder(self, part: str):
+    def encoder(self, part: str):
+        """The CLAP encoder of one tower ("text" or "audio"), loaded on first use and checked
+        against the catalog's model."""
         from indexer.clap import ClapEncoder
 
         s = getattr(self, "settings", None)
@@ -135,7 +137,7 @@ class Library:
         cached = self.catalog.cached_text_vectors(key, texts)
         missing = [t for t in dict.fromkeys(texts) if t not in cached]
         if missing:
-            vecs = self._encoder("text").embed_text(missing)
+            vecs = self.encoder("text").embed_text(missing)
             cached.update(zip(missing, vecs))
             try:
                 self.catalog.store_text_vectors(key, missing, vecs)
@@ -231,13 +233,11 @@ class Library:
         return v / (np.linalg.norm(v) or 1.0)
 
     def _embed_outside(self, path: Path):
-        from indexer.audio import DecodeError, iter_windows
+        from indexer.decode import decode_errors_for_user, file_windows
 
-        try:
-            windows = list(iter_windows(path))
-        except DecodeError as exc:
-            raise UserError(f"cannot decode {path}: {exc}") from None
-        enc = self._encoder("audio")
+        with decode_errors_for_user(path):
+            windows = list(file_windows(path))
+        enc = self.encoder("audio")
         vecs = enc.embed_audio(np.stack([w.samples for w in windows]), [w.n_real for w in windows])
         chunks = [ChunkRow(-1, -1, w.index, w.start_s, w.end_s) for w in windows]
         return chunks, vecs

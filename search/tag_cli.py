@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from indexer.cli import index_options, model_options, settings_from, user_errors
+from indexer.options import index_options, model_options, settings_from, user_errors
 from indexer.config import UserError
 
 

@@ -32,6 +32,7 @@ _EXPORTS = {
     "plan_index": "planning",
     "faiss_lib": "runtime", "omp_threads": "runtime",
     "FORMAT_VERSION": "store", "IndexCorrupt": "store", "file_digest": "store", "meta_path": "store",
+    "saved_generation": "store",
     "TUNER_VERSION": "tuning", "exact_topk": "tuning",
     "DEFAULT_RECALL": "vector_index", "TOMBSTONE_SHARE": "vector_index", "VectorIndex": "vector_index",
 }

@@ -30,6 +30,14 @@ def meta_path(path) -> Path:
     return Path(str(path) + ".meta.json")
 
 
+def saved_generation(path) -> int | None:
+    """The catalog generation recorded beside a saved index, without loading it."""
+    try:
+        return json.loads(meta_path(path).read_text()).get("generation")
+    except (OSError, ValueError):
+        return None
+
+
 def file_digest(path) -> str:
     """Cheap identity of an index file: its size and its first and last MiB."""
     h, size = hashlib.sha256(), os.path.getsize(path)

@@ -125,7 +125,7 @@ class Vectors:
     def encoder(self):
         if self._enc is None:
             if self.lib is not None:
-                self._enc = self.lib._encoder("audio")
+                self._enc = self.lib.encoder("audio")
             else:
                 from indexer.clap import ClapEncoder
 

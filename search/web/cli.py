@@ -8,7 +8,7 @@ import time
 
 import click
 
-from indexer.cli import index_options, model_options, settings_from, user_errors
+from indexer.options import index_options, model_options, settings_from, user_errors
 
 
 @click.command()
@@ -64,7 +64,7 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
         library.catalog.verify_in_background()
         library.index.keep_warm = True  # map the re-ranking copy's pages beside the model load
         try:
-            library._encoder("text")  # load the text tower now so that the first query is warm
+            library.encoder("text")  # load the text tower now so that the first query is warm
             library.index.vectors()  # and the vector index
         except BaseException:
             sock.close()
