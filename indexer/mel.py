@@ -1,8 +1,8 @@
 """The CLAP audio frontend: a batched torch log-mel that reproduces ClapFeatureExtractor.
 
 transformers' ClapFeatureExtractor computes its log-mel one frame at a time in numpy
-(float64), about 25-30 ms per 10 s window. This module computes the same numbers
-(within 1e-3 dB; ~3e-5 dB measured) in torch, 8-10x faster on one thread:
+(float64), slowly. This module computes the same numbers (within 1e-3 dB) in torch, several
+times faster on one thread (docs/benchmarks.md, "mel frontend"):
 
     periodic Hann, n_fft 1024, hop 480, centred reflect padding, |STFT|^2,
     mel filters, max(1e-10, .), 10*log10  ->  (B, 1 + L // hop, n_mels)
@@ -157,9 +157,9 @@ class LogMelFrontend:
             diff_filters = np.zeros((self.n_bins, self.n_mels))
             diff_filters[1:] = filters[1 : self.n_bins] / gain[:, None]
             diff_filters = torch.from_numpy(diff_filters.astype(np.float32))
-            # Measured on brown noise, the differenced route's errors run up to ~5x what the
-            # noise model predicts (the plain route's near the guard: ~1x): its check takes a
-            # 16x larger mass (4x the error), which keeps both routes' errors alike (~3e-5 dB).
+            # On brown noise the differenced route's errors run well past what the noise model
+            # predicts (the plain route's stay near it): its check takes a 16x larger mass (4x
+            # the error), which keeps both routes' errors alike (docs/benchmarks.md).
             self._diff_mass = diff_filters.sum(0) * 16.0
             self._diff_blocks = self._block_filters(diff_filters, self.mel_block)
             # Energy of the differenced frame from the plain spectrum's (re^2, im^2) pairs
@@ -180,16 +180,16 @@ class LogMelFrontend:
     # Force one route for every window: "float32", "diff" or "float64" (tests); None: probe.
     route: str | None = None
     # torch threads while the frontend runs (restored after; None: leave torch's setting).
-    # Its ops are small (256-frame chunks): with 2 threads on this shared 2-core machine
-    # every op waits for the busier core, measured 20x slower than 1 thread and slower
-    # than the reference. Parallelism belongs across windows (one worker process each).
+    # Its ops are small (256-frame chunks): with 2 threads on a shared 2-core machine every
+    # op waits for the busier core, far slower than 1 thread and slower than the reference
+    # (docs/benchmarks.md). Parallelism belongs across windows (one worker process each).
     threads: int | None = 1
     # Windows computed at once on Python threads (None: one per CPU). Build workers, which
     # are processes of their own next to the model, set 1.
     parallel: int | None = None
-    # Frames per step. 256 (2 MB of float64 frames) measured 15-25% faster than 128 with two
-    # windows on threads (interleaved runs on this 2-core machine): each step is ~10 small
-    # ops, whose fixed cost (dispatch, holding the GIL) weighs less on longer ones.
+    # Frames per step (256: 2 MB of float64 frames; faster than 128, docs/benchmarks.md):
+    # each step is ~10 small ops, whose fixed cost (dispatch, holding the GIL) weighs less
+    # on longer ones.
     frame_chunk = 256
     # Mel bands per block of the block-sparse filter matmul (see _block_filters).
     mel_block = 16
@@ -200,8 +200,8 @@ class LogMelFrontend:
 
         Each bin feeds at most two adjacent triangles, so a dense (bins x mels) matmul
         multiplies mostly zeros. Groups of `group` bands cover short, barely overlapping
-        bin ranges: one small matmul per group does about 1/4 of the work (16 measured
-        fastest; 8 pays more per-call overhead than it saves). The rows are doubled so
+        bin ranges: one small matmul per group does about 1/4 of the work (16 was the
+        fastest group; 8 pays more per-call overhead than it saves). The rows are doubled so
         the matmul also adds re^2 and im^2: power and mel in one step.
         Returns (pair_lo, pair_hi, mel_lo, mel_hi, block) with block (pair_hi - pair_lo, mel_hi - mel_lo).
         """
@@ -256,9 +256,9 @@ class LogMelFrontend:
 
     def _log_mel_batch(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # One window at a time, `frame_chunk` frames at a time, through buffers made once
-        # per call: a chunk's frames, spectrum and power stay in cache (measured 25-30%
-        # faster than whole windows, whose fresh 4-8 MB tensors also cost page faults), and a
-        # window's result cannot depend on its neighbours in the batch.
+        # per call: a chunk's frames, spectrum and power stay in cache (faster than whole
+        # windows, whose fresh multi-MB tensors also cost page faults), and a window's result
+        # cannot depend on its neighbours in the batch.
         bufs = self._bufs(x.shape[1])
         windows = range(x.shape[0])
         parallel = min(self.parallel or os.cpu_count() or 1, x.shape[0])
@@ -298,9 +298,9 @@ class LogMelFrontend:
         """Windowed frames (k, n_fft) float32 or float64 -> mel power (k, n_mels) float32.
 
         `pairs`, if given, is a (>= k, n_bins, 2) float32 buffer for the squares (a fresh
-        one per chunk measured ~5% of a float64 window: allocation and page faults).
+        one per chunk costs allocation and page faults).
         """
-        # torch's rfft (MKL) measured faster than numpy's and scipy's pocketfft, both precisions.
+        # torch's rfft (MKL) beats numpy's and scipy's pocketfft, in both precisions.
         spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)[:, : self.n_bins])
         pairs = torch.empty(spec.shape, dtype=torch.float32) if pairs is None else pairs[: spec.shape[0]]
         # A float64 spectrum is rounded to float32 as the reference rounds it (to complex64,
@@ -382,8 +382,8 @@ class LogMelFrontend:
     def _window64(self, frames: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
         """float32 frames (k, n_fft) times the float64 window, in float64 (exact promotion).
 
-        Converted by a copy, then multiplied in place: measured ~10% faster on window + FFT
-        than one mixed-dtype multiply, which torch does element by element.
+        Converted by a copy, then multiplied in place: faster than one mixed-dtype multiply,
+        which torch does element by element.
         """
         w64 = buf[: frames.shape[0]]
         w64.copy_(frames)

@@ -2,7 +2,7 @@
 
 `indexer.mel` computes the log-mel with torch; a build that finds nothing to embed still
 needs the frontend's fingerprint to check the catalog's model, and importing torch for it
-cost 2-3 s of every no-op `sfx-index build`. So the settings live here and mel imports them.
+would dominate every no-op `sfx-index build` (docs/benchmarks.md). So the settings live here and mel imports them.
 """
 
 from __future__ import annotations

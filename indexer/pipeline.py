@@ -180,7 +180,7 @@ class Builder:
                 ]
             n_known, emptied = len(known), bool(known) and not found
             # Freed while collection is still off: turned on with them alive, it would first walk
-            # them all (a full collection is due after so many new objects: 0.3 s at 1M files).
+            # them all (a full collection is due after so many new objects; docs/benchmarks.md).
             del found, known
         log.debug("%d files up to date by size and mtime, %d to look at", unchanged, len(looks))
         states = {}

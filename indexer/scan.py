@@ -263,7 +263,7 @@ def _listing(dir_path: str) -> tuple[int | None, list[os.DirEntry]]:
     from (None where os.scandir takes no descriptor): the caller closes it when done.
 
     Listed from a descriptor, an entry's stat() is an fstatat() relative to its folder, not a
-    stat() of its whole path: the kernel skips the path walk, ~20% of a no-op rerun's walk."""
+    stat() of its whole path: the kernel skips the path walk (docs/benchmarks.md, "no-op rerun")."""
     if not _SCANDIR_FD:
         with os.scandir(dir_path) as it:
             return None, sorted(it, key=_by_name)

@@ -21,7 +21,7 @@ def clock(seconds: float | None) -> str:
 
 def shown(path: str) -> str:
     """A path as text any terminal can print (undecodable bytes as U+FFFD)."""
-    from indexer.config import safe_text  # not indexer.catalog: SQLAlchemy was 0.4 s of a hand-off
+    from indexer.config import safe_text  # not indexer.catalog: importing SQLAlchemy dominated a hand-off
 
     return safe_text(path)
 

@@ -60,7 +60,7 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
         click.echo(f"loading {library.model} ...", err=True)
         # The catalog's integrity check (which the text-vector cache waits for before its first
         # write) starts now, beside the model load: started by the first new query instead, it
-        # took one of two cores from the queries of the next ~25 s on a million-file catalog.
+        # took one of two cores from the queries that followed for many seconds on a large catalog.
         library.catalog.verify_in_background()
         library.index.keep_warm = True  # map the re-ranking copy's pages beside the model load
         try:
