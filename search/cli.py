@@ -14,9 +14,9 @@ import sys
 import click
 
 from indexer import __version__
-from indexer.options import CONTEXT, index_options, model_options, settings_from, user_errors
 from indexer.config import UserError
 from indexer.filterspec import FILTERS
+from indexer.options import CONTEXT, index_options, model_options, settings_from, user_errors
 
 from . import render
 from .filters import Filters

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from indexer.cli import index_options, settings_from, user_errors
+from indexer.options import index_options, settings_from, user_errors
 
 
 collapse_option = click.option(

@@ -105,7 +105,7 @@ def test_no_module_uses_another_modules_private_names():
 
 
 def test_both_command_lines_take_their_shared_options_from_the_neutral_module():
-    for rel in ("search/cli.py", "search/tag_cli.py", "search/web/cli.py"):
+    for rel in ("search/cli.py", "search/tag_cli.py", "search/web/cli.py", "search/hygiene_cli.py"):
         tree = ast.parse((ROOT / rel).read_text())
         sources = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "indexer.cli" not in sources and "indexer.options" in sources, rel
