@@ -55,7 +55,12 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto") 
         try:
             from .ov_text import load
 
-            job["tower"] = load(ckpt, prec, use_prefetch=False)
+            tower = load(ckpt, prec, use_prefetch=False)
+            if tower is not None:
+                # OpenVINO makes a dynamic-shape model's kernels on its first request: one here,
+                # of a typical query's length, so the query's own request finds them made.
+                tower.embed(["metal scraping in a stone room"])
+            job["tower"] = tower
         except Exception as exc:  # the foreground load will meet it again and report it
             job["error"] = exc
 
