@@ -13,7 +13,8 @@ def embed_files(settings: Settings, files: list[Path], *, hop_s: float = 10.0, b
     from .clap import ClapEncoder
     from .decode import decode_errors_for_user, window_parts
 
-    encoder = ClapEncoder.load(settings.model, device=settings.device, precision=settings.precision, parts=("audio",))
+    encoder = ClapEncoder.load(settings.model, device=settings.device, precision=settings.precision, parts=("audio",),
+                               int8_dir=settings.index_dir)
     out = []
     for path in files:
         rows = []

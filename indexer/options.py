@@ -9,6 +9,7 @@ command's start-up pays for this module.
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
@@ -16,6 +17,7 @@ from .config import (
     ENV_DATABASE_URL, ENV_DEVICE, ENV_INDEX_DIR, ENV_MODEL, ENV_PRECISION, Settings, UserError,
     resolve_index_dir, resolve_model,
 )
+from .runtime import ENV_RUNTIME, RUNTIMES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -33,15 +35,29 @@ def index_options(f):
     return f
 
 
+def _set_runtime(ctx, param, value):
+    # Every encoder this process (and its decode workers, and a server's Library) loads reads
+    # the choice from the environment (indexer.runtime.requested): one place sets it.
+    if value:
+        os.environ[ENV_RUNTIME] = value
+    return value
+
+
 def model_options(f):
-    """--model, --device and --precision, shared by every command that loads the model."""
+    """--model, --device, --precision and --runtime, shared by every command that loads the model."""
     f = click.option(
-        "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", envvar=ENV_PRECISION,
-        show_default=True, help="bf16 where the hardware runs it fast (auto), else fp32.",
+        "--runtime", type=click.Choice(list(RUNTIMES)), envvar=ENV_RUNTIME, expose_value=False,
+        callback=_set_runtime, help="What runs the model: OpenVINO on a CPU where installed and faster, "
+        "torch on a GPU (auto), or torch / openvino [env SFX_RUNTIME; default auto]. See docs/runtime.md.",
     )(f)
     f = click.option(
-        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", envvar=ENV_DEVICE,
-        show_default=True,
+        "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", envvar=ENV_PRECISION,
+        show_default=True, help="bf16 where the hardware runs it fast (auto), else fp32; int8: OpenVINO, "
+        "calibrated on your library by a build (never chosen by auto).",
+    )(f)
+    f = click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", envvar=ENV_DEVICE,
+        show_default=True, help="auto: CUDA, else Apple's mps (untested), else the CPU.",
     )(f)
     f = click.option(
         "--model", envvar=ENV_MODEL, metavar="ID_OR_DIR",

@@ -439,6 +439,7 @@ def build(
     """
     from . import clap
     from .index import Index
+    from .runtime.builds import encoder_for_build
 
     if commit_every_s is None:
         commit_every_s = _env_seconds(ENV_COMMIT_EVERY_S, 5.0)
@@ -455,6 +456,11 @@ def build(
     try:
         with BuildLock(settings.index_dir, wait=wait):
             index.catalog.ensure_model(record)
+            index.catalog.check_embedder(settings.precision)  # int8 and float never mix
+            if ray_address is not None:
+                if settings.precision == "int8":
+                    raise UserError("--precision int8 runs on this machine's OpenVINO; drop --ray or build in float")
+                index.catalog.record_embedder("ray", settings.precision)
             if vector_dtype:
                 index.catalog.ensure_vector_dtype(vector_dtype)
             generation = index.catalog.generation
@@ -469,10 +475,7 @@ def build(
             builder = Builder(
                 index.catalog,
                 vectors,
-                encoder_loader=lambda: clap.ClapEncoder.load(
-                    settings.model, device=settings.device, precision=settings.precision,
-                    parts=("audio",),
-                ),
+                encoder_loader=lambda: encoder_for_build(settings, index.catalog, roots),
                 fe_config=dict(fe_config),
                 model_record=record,
                 batch_size=batch_size,

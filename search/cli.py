@@ -143,6 +143,10 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
 
     results = try_remote_search(settings, params)
     if results is None:
+        from indexer.runtime.prefetch import start_text_tower
+
+        # The text tower loads on a thread while the catalog's imports run (a cold start).
+        start_text_tower(settings.model, settings.device, settings.precision)
         from .query import Library
 
         with Library.from_settings(settings) as lib:

@@ -324,3 +324,44 @@ def test_prefetched_text_tower_is_the_one_the_query_uses(tiny_clap, on_openvino,
     assert enc.runtimes["text"] == "openvino" and enc._text is job["tower"]
     assert not prefetch._jobs
     np.testing.assert_allclose(enc.embed_text(["door"]), _ov(tiny_clap, parts=("text",)).embed_text(["door"]))
+
+
+# --- through the command lines -------------------------------------------------------------------
+
+@needs_nncf
+def test_builds_record_their_runtime_and_int8_never_mixes_with_float(tmp_path, library, tiny_clap, on_openvino):
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+    from indexer.catalog import Catalog
+    from search import cli as search_cli
+
+    root, files = library
+    runner = CliRunner()
+
+    def embedders(index):
+        cat = Catalog.open(f"sqlite:///{index / 'catalog.sqlite'}", create=False)
+        try:
+            return cat.embedders()
+        finally:
+            cat.close()
+
+    flt = ["--index", str(tmp_path / "float"), "--model", str(tiny_clap), "--workers", "1", "-q"]
+    res = runner.invoke(index_cli.main, ["build", str(root), *flt, "--runtime", "torch", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [(r["runtime"], r["precision"]) for r in embedders(tmp_path / "float")["runs"]] == [("torch", "fp32")]
+    res = runner.invoke(index_cli.main, ["build", str(root), *flt, "--precision", "int8"])
+    assert res.exit_code == 1 and "never mix" in res.output
+    res = runner.invoke(index_cli.main, ["build", str(root), *flt, "--runtime", "bogus"])
+    assert res.exit_code == 2
+
+    q8 = ["--index", str(tmp_path / "int8"), "--model", str(tiny_clap), "--workers", "1", "-q"]
+    res = runner.invoke(index_cli.main, ["build", str(root), *q8, "--precision", "int8", "--runtime", "auto", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "int8 fidelity on" in res.stderr and "similar-searches" in res.stderr
+    rec = embedders(tmp_path / "int8")
+    assert rec["family"] == "int8" and rec["runs"][0]["runtime"] == "openvino"
+    res = runner.invoke(search_cli.main, ["rain", "--index", str(tmp_path / "int8"), "--model", str(tiny_clap),
+                                          "--json", "-n", "3"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)) == 3

@@ -148,7 +148,8 @@ def test_corrupt_or_truncated_file_raises(tmp_path, small):
 def test_approximate_reaches_recall_on_held_out_queries(approx, tmp_path):
     index, ids, x = approx
     assert index.meta["kind"] == "ivf-pqfs32" and index.meta["factory"].endswith(",PQ32x4fs")
-    assert index.meta["recall_at_10"] >= 0.95 and index.meta["tuned_on"]["held_out"]
+    # The tuner aims above the target, so that fresh queries reach it too (issue 20).
+    assert index.meta["recall_at_10"] >= 0.95 + vectors.tuning.RECALL_MARGIN and index.meta["tuned_on"]["held_out"]
     assert index.meta["rerank"] and index.meta["params"]["k_factor"] > 1
     assert index.meta["by_residual"] and vectors.faiss_lib().extract_index_ivf(index.index).by_residual
     q = clustered(300, draw=99)  # fresh draws from the same mixture

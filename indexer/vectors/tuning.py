@@ -18,7 +18,13 @@ from .arrays import as_float32, matmul
 
 log = logging.getLogger(__name__)
 
-TUNER_VERSION = 2   # recorded with the settings: 2 = timed one query a call, ~1.5x nprobe grid
+TUNER_VERSION = 3   # recorded with the settings: 2 = timed one query a call, ~1.5x nprobe grid; 3 = aims
+                    # RECALL_MARGIN above the target
+# The tuning queries are a sample: settings that just reach the target on them fall short on
+# fresh queries as often as not (0.949 on the 1M benchmark's fresh text queries after tuning to
+# exactly 0.95). Aiming this much higher leaves room for the sample's error (two standard
+# errors of a mean recall@10 near 0.95 over a few hundred queries).
+RECALL_MARGIN = 0.01
 TUNE_TIMED = 64     # queries timed one by one for each setting the tuner tries
 HELD_OUT = 500      # held-out data vectors used as queries at most (a tenth of the data at most)
 RECALL_K = 10
@@ -32,7 +38,7 @@ class Tuner:
         self.vi, self.ids, self.vecs = vi, ids, vecs
         self.queries, self.self_ids, self.k = queries, self_ids, k
         self.truth = exact_topk(queries, ids, vecs, k, self_ids)
-        self.target = vi.meta["recall_target"]
+        self.target = min(1.0, vi.meta["recall_target"] + RECALL_MARGIN)
         self.tried: list[dict] = []
         self.seen: dict[tuple, tuple[float, float]] = {}  # params -> (recall, ms a query)
 
