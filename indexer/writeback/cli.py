@@ -138,7 +138,7 @@ def _progress(n: int, label: str):
 @_options
 @_errors
 def write_meta(paths, source, pairs, fields_spec, min_score, apply_, index_dir, db_url, as_json):
-    """Write metadata (UCS category, FX name, description, keywords, notes) into the files.
+    """Write UCS category, FX name, description, keywords and notes into the files.
 
     Preview by default; --apply writes atomically and journals every change (see `undo`).
     With no PATH: every indexed file that has a value to write.
@@ -219,7 +219,7 @@ def write_meta(paths, source, pairs, fields_spec, min_score, apply_, index_dir, 
 @_options
 @_errors
 def rename_ucs(paths, creator, source_id, source, min_score, with_sidecars, apply_, index_dir, db_url, as_json):
-    """Rename files to UCS: CatID_FXName_CreatorID_SourceID[_UserData].ext.
+    """Rename files to UCS names, CatID_FXName_CreatorID_SourceID[_UserData].ext.
 
     The CatID comes from accepted review decisions (or a tag set / head with --from); the FX name
     from the file's own name or metadata. Preview by default; --apply renames and journals.
