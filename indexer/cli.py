@@ -17,6 +17,7 @@ from . import __version__
 from .config import UserError, safe_text
 from .options import CONTEXT, index_options, model_options, settings_from, user_errors
 from .vectors.kinds import kind_choices
+from .writeback import cli as writeback_cli
 
 SHOWN_FAILURES = 20  # failures a build lists on stderr; `sfx-index status` lists more
 
@@ -264,6 +265,8 @@ def relocate(old, new, index_dir, db_url):
         index.close()
     click.echo(f"root {old} is now {root.path}")
 
+
+writeback_cli.register(main)  # write-meta, rename-ucs, undo (docs/writeback.md)
 
 if __name__ == "__main__":
     main()

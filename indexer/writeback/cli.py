@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from ..config import ENV_DATABASE_URL, ENV_INDEX_DIR, Settings, UserError, resolve_index_dir
+from ..config import Settings, UserError
+from ..options import index_options, settings_from, user_errors
 from . import sources
 from .catalog_sync import open_catalog_if_any, sync_renamed, sync_undo, sync_written
 from .fields import expand_fields
@@ -28,28 +29,13 @@ CELL = 48
 
 
 def _options(f):
+    """--json, and the shared --index / --db (indexer.options)."""
     f = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(f)
-    f = click.option("--db", "db_url", envvar=ENV_DATABASE_URL, metavar="URL", help="Catalog database URL.")(f)
-    f = click.option("--index", "index_dir", envvar=ENV_INDEX_DIR, metavar="DIR", type=click.Path(file_okay=False),
-                     help="Index folder [env SFX_INDEX_DIR; default: the platform data dir].")(f)
-    return f
-
-
-def _errors(f):
-    import functools
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+    return index_options(f)
 
 
 def _settings(index_dir, db_url) -> Settings:
-    return Settings(index_dir=resolve_index_dir(index_dir), db_url=db_url)
+    return settings_from(index_dir, db_url)
 
 
 def _journal(settings: Settings) -> Journal:
@@ -136,7 +122,7 @@ def _progress(n: int, label: str):
 @click.option("--min-score", type=float, default=0.0, show_default=True, help="Lowest tag score taken from tags/head.")
 @click.option("--apply", "apply_", is_flag=True, help="Write the files (without it: preview only).")
 @_options
-@_errors
+@user_errors
 def write_meta(paths, source, pairs, fields_spec, min_score, apply_, index_dir, db_url, as_json):
     """Write UCS category, FX name, description, keywords and notes into the files.
 
@@ -217,7 +203,7 @@ def write_meta(paths, source, pairs, fields_spec, min_score, apply_, index_dir, 
 @click.option("--with-sidecars", is_flag=True, help="Rename companion files sharing the stem (.reapeaks, .pkf, .txt...).")
 @click.option("--apply", "apply_", is_flag=True, help="Rename the files (without it: preview only).")
 @_options
-@_errors
+@user_errors
 def rename_ucs(paths, creator, source_id, source, min_score, with_sidecars, apply_, index_dir, db_url, as_json):
     """Rename files to UCS names, CatID_FXName_CreatorID_SourceID[_UserData].ext.
 
@@ -271,7 +257,7 @@ def rename_ucs(paths, creator, source_id, source, min_score, with_sidecars, appl
 @click.argument("change_id", required=False)
 @click.option("--list", "list_", is_flag=True, help="List the changes in the journal, newest last.")
 @_options
-@_errors
+@user_errors
 def undo(change_id, list_, index_dir, db_url, as_json):
     """Restore the files of a change (default: the newest not undone) byte for byte.
 
