@@ -214,6 +214,10 @@ class Library:
         q = self.file_vector(path, file_id=file_id, start_s=start_s)
         return self._finish(self.rank_files(q, self._want(n), self._allowed_files(filters)), n, collapse_copies)
 
+    def search_vector(self, q: np.ndarray, n: int = 20, *, filters: Filters | None = None) -> list[Result]:
+        """Files ranked by their best chunk against a query vector (relevance feedback, search.feedback)."""
+        return self._results(self.rank_files(q, self._want(n), self._allowed_files(filters)), n)
+
     def file_vector(self, path=None, *, file_id=None, start_s=None) -> np.ndarray:
         row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
         if row is None and path is not None:

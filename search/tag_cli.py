@@ -170,6 +170,8 @@ def export(ctx, csv_path, set_name, label, index_dir, db_url):
 @click.option("--from-ucs-names", "ucs_names", is_flag=True, help="Class = the UCS CatID of the file name.")
 @click.option("--from-csv", "csv_file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Rows path,label.")
+@click.option("--from-decisions", "decided", metavar="LABEL",
+              help="Yes/no answers given for LABEL (page label mode, tag review): a binary head.")
 @click.option("--name", required=True, metavar="HEAD", help="Save the head under this name.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="k of the stratified k-fold.")
 @click.option("--prompt", "prompts", multiple=True, metavar="TEMPLATE|FILE", help="Templates for the zero-shot baseline.")
@@ -178,7 +180,8 @@ def export(ctx, csv_path, set_name, label, index_dir, db_url):
 @model_options
 @click.pass_context
 @user_errors
-def train(ctx, folders, ucs_names, csv_file, name, folds, prompts, as_json, index_dir, db_url, model, device, precision):
+def train(ctx, folders, ucs_names, csv_file, decided, name, folds, prompts, as_json, index_dir, db_url, model, device,
+          precision):
     """Train a head (logistic regression on stored file vectors) from labels the library has.
 
     Reports stratified k-fold accuracy and macro-F1, the zero-shot score on the same folds
@@ -189,12 +192,22 @@ def train(ctx, folders, ucs_names, csv_file, name, folds, prompts, as_json, inde
       sfx-search tag train --from-folders ~/SFX/Sorted --name sorted
       sfx-search tag train --from-ucs-names --name ucs-head
       sfx-search tag train --from-csv labels.csv --name mine --json
+      sfx-search tag train --from-decisions DOORWood --name doors
     """
     from .tagging import labels_from_csv, labels_from_folders, labels_from_ucs_names, load_templates, train_head
 
-    if sum(bool(x) for x in (folders, ucs_names, csv_file)) != 1:
-        raise UserError("give exactly one of --from-folders ROOT, --from-ucs-names, --from-csv FILE")
+    if sum(bool(x) for x in (folders, ucs_names, csv_file, decided)) != 1:
+        raise UserError("give exactly one of --from-folders ROOT, --from-ucs-names, --from-csv FILE, --from-decisions LABEL")
     with _library(ctx, index_dir, db_url, model, device, precision) as lib:
+        if decided:
+            from .tagging.active import label_named, train_from_decisions
+
+            rep = train_from_decisions(lib, label_named(decided), name=name)
+            click.echo(json.dumps(rep, indent=2) if as_json else
+                       f"head '{name}': {rep['yes']} yes, {rep['no']} no answers for '{rep['label']}'; "
+                       f"{rep['folds']}-fold accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}")
+            click.echo(f"saved; tag the library with: sfx-search tag --head {name}", err=True)
+            return
         if folders:
             y = labels_from_folders(lib.catalog, folders)
         elif ucs_names:

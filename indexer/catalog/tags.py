@@ -81,6 +81,18 @@ class TagsMixin:
 
     # ------------------------------------------------------------------ reading tags
 
+    def user_decisions(self, label: str) -> dict[int, bool]:
+        """file id -> the user's latest accept (True) or reject (False) of a label or CatID."""
+        t = T["tags"]
+        low = label.lower()
+        q = (
+            sa.select(t.c.file_id, t.c.score)
+            .where(t.c.source == "user", sa.or_(sa.func.lower(t.c.label) == low, sa.func.lower(t.c.cat_id) == low))
+            .order_by(t.c.created_at, t.c.id)
+        )
+        with self._read() as conn:
+            return {int(fid): score > 0 for fid, score in conn.execute(q)}
+
     def tag_sets(self) -> list[TagSetInfo]:
         t = T["tags"]
         q = (

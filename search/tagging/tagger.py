@@ -146,6 +146,7 @@ def tag_with_head(
     lib, head_name: str, *, set_name: str | None = None, top_k: int | None = None, threshold: float | None = None
 ) -> TagReport:
     """Tag every indexed file with a saved head (its class probabilities) and store the set."""
+    from .active import is_other_class
     from .heads import file_vectors, load_head
 
     t0 = time.perf_counter()
@@ -158,6 +159,8 @@ def tag_with_head(
     out = []
     for r, i, s in zip(rows.tolist(), idx.tolist(), vals.tolist()):
         lab = head.labels[i]
+        if is_other_class(lab):  # a confirmation head's "everything else" is no tag
+            continue
         counts[lab.name] = counts.get(lab.name, 0) + 1
         out.append(TagRow(int(fids[r]), lab.name, lab.cat_id, float(s)))
     name = set_name or head_name
