@@ -188,6 +188,7 @@ def _register_optional() -> None:
 
     for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve"),
                       ("search.hygiene_cli", "duplicates"), ("search.hygiene_cli", "qc")):
+    for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve"), ("search.collection_cli", "collection")):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -88,8 +88,12 @@ def test_answers_are_decisions_then_the_head_picks_and_tags(lib, built):
     label = resolve_label("steady tone")
     first = label_round(lib, label, k=4, search_mode="semantic")
     assert first.figures is None and first.yes == first.no == 0
-    assert [c.why for c in first.candidates] == ["search"] * 4
-    assert [c.file_id for c in first.candidates] == [r.file_id for r in lib.search("steady tone", 4, mode="semantic")]
+    # The text search's best files alternate with one file of each k-means cluster of the library.
+    assert [c.why for c in first.candidates] == ["search", "explore", "search", "explore"]
+    top = [r.file_id for r in lib.search("steady tone", 4, mode="semantic")]
+    assert first.candidates[0].file_id == top[0]
+    assert all(c.file_id in top for c in first.candidates if c.why == "search")
+    assert len({c.file_id for c in first.candidates}) == 4
 
     for k in ("tone", "low"):
         record_answer(lib.catalog, label, ids[k], True)
@@ -158,7 +162,7 @@ def test_label_api_round_answer_save(client, lib, built):
     assert r.status_code == 200, r.text
     d = r.json()
     assert d["answers"] == 0 and d["trained"] is False and len(d["candidates"]) == 3
-    assert {c["why"] for c in d["candidates"]} == {"search"}
+    assert [c["why"] for c in d["candidates"]] == ["search", "explore", "search"]
     ids = {k: lib.catalog.file_by_path(p).id for k, p in files.items()}
     for k, yes in (("tone", True), ("tone2", True), ("noise", False), ("clicks", False)):
         r = client.post("/api/label/answer", json={"label": "ringing", "file_id": ids[k], "yes": yes, "k": 3})
@@ -178,3 +182,23 @@ def test_label_api_round_answer_save(client, lib, built):
                          ({"label": "x", "file_id": ids["tone"], "yes": "yes"}, 400)):
         path = "/api/label/answer" if "file_id" in body else "/api/label/round"
         assert client.post(path, json=body).status_code == status, body
+
+
+def test_cold_start_finds_yes_near_the_first_one_and_no_far_from_the_yes():
+    from search.tagging.active import explore_order, select_cold
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 16)) * 4
+    X = np.concatenate([c + rng.normal(size=(10, 16)) for c in centres]).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    order = explore_order(X)
+    assert sorted(order) == list(range(30))
+    # Among the first three picks one of each cluster (k-means round-robin).
+    assert {i // 10 for i in order[:3]} == {0, 1, 2}
+    # One yes (file 0, cluster 0): the "search" picks are now its neighbours.
+    got = select_cold(X, [0, 15], np.array([True, False]), text_order=[29, 28], explore=order, k=4)
+    assert [w for _, w in got] == ["search", "explore", "search", "explore"]
+    assert all(i // 10 == 0 for i, w in got if w == "search")
+    # Two yes, no "no" yet: the files least like the yes ones.
+    got = select_cold(X, [0, 1], np.array([True, True]), text_order=[], explore=order, k=5)
+    assert all(i // 10 != 0 and w == "unlike the yes" for i, w in got)

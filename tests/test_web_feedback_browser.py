@@ -113,3 +113,36 @@ def test_answer_five_label_candidates_with_the_keyboard_and_see_the_figures(page
     page.click("#label-save")
     page.wait_for_function("() => document.getElementById('toast').textContent.includes('Saved head')")
     assert lib.catalog.load_head("humming machine") is not None
+
+
+def test_keep_results_in_a_collection_and_export_it(page, server, tmp_path):
+    _url, lib, files = server
+    page.fill("#q", "door creak")
+    page.press("#q", "Enter")
+    wait_idle(page, "results for")
+    first, second = names(page)[:2]
+    page.click("#pulls")
+    page.fill("#pull-name", "browser pull")
+    page.dispatch_event("#pull-name", "change")
+    page.locator("#results > .result").first.locator(".keep").click()
+    page.wait_for_function("() => document.getElementById('pull-count').textContent.startsWith('1 item')")
+    page.locator("#results > .result").nth(1).click(position={"x": 5, "y": 5})
+    page.keyboard.press("k")
+    page.wait_for_function("() => document.getElementById('pull-count').textContent.startsWith('2 items')")
+    assert page.locator("#pull-items .pull-name").all_inner_texts() == [first, second]
+    # Reorder in the panel, then download the M3U.
+    page.locator("#pull-items li").nth(1).locator("button[title='Move up']").click()
+    page.wait_for_function("n => document.querySelector('#pull-items .pull-name').textContent === n", arg=second)
+    with page.expect_download() as dl:
+        page.click("#pull-m3u")
+    text = open(dl.value.path()).read()
+    lines = text.splitlines()
+    paths = [ln for ln in lines if ln.startswith("/")]
+    assert [p.split("/")[-1] for p in paths] == [second, first]
+    assert any(ln.startswith("#EXTVLCOPT:start-time=") for ln in lines)
+    # Region WAVs into a folder named in the prompt.
+    out = tmp_path / "pull-wavs"
+    page.once("dialog", lambda d: d.accept(str(out)))
+    page.click("#pull-wavs")
+    page.wait_for_function("() => document.getElementById('toast').textContent.includes('Wrote 2 WAV files')")
+    assert len(list(out.glob("*.wav"))) == 2

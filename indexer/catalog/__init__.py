@@ -19,6 +19,7 @@ and a tsvector GIN index on PostgreSQL.
     reports.py      counts and failures           refresh.py     metadata / name changes, vectors kept
     embedders.py    the runtimes and precisions that embedded the vectors
     measurements.py  measured sound, fingerprints
+    collections.py  named lists of files or moments
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 from ..config import safe_text
 from .batching import gc_paused
 from .chunks import ChunksMixin
+from .collections import CollectionsMixin
 from .db import CatalogError, Database, ModelMismatch
 from .embedders import EmbeddersMixin, EmbeddingMixMismatch
 from .encoding import decode_vectors, encode_vectors, rel_from_db, rel_to_db
@@ -38,6 +40,8 @@ from .refresh import RefreshMixin
 from .reports import ReportsMixin
 from .rows import (
     ChunkRow,
+    CollectionInfo,
+    CollectionItem,
     FileInfo,
     FileRow,
     FileState,
@@ -56,13 +60,15 @@ from .textvectors import TextVectorsMixin
 class Catalog(
     TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin, ReportsMixin,
     EmbeddersMixin, MeasurementsMixin, Database,
+    CollectionsMixin, TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin,
+    ReportsMixin, EmbeddersMixin, Database,
 ):
     """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
 
 
 __all__ = [
     "Catalog", "CatalogError", "ModelMismatch", "EmbeddingMixMismatch", "ModelRecord", "Root", "FileState", "FileRow", "ChunkRow",
-    "FileInfo", "TagRow", "TagSetInfo", "TaggedFile", "HeadRecord", "MACHINE_SOURCES", "USER_SET",
+    "FileInfo", "CollectionInfo", "CollectionItem", "TagRow", "TagSetInfo", "TaggedFile", "HeadRecord", "MACHINE_SOURCES", "USER_SET",
     "MIGRATIONS", "SCHEMA_VERSION", "tables", "gc_paused", "rel_to_db", "rel_from_db", "encode_vectors",
     "decode_vectors", "fts_words", "keyword_text", "safe_text", "MEASURE_COLUMNS",
 ]

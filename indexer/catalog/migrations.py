@@ -175,6 +175,31 @@ def m003_measured_sound(conn: sa.Connection, dialect: str) -> None:
         sa.Column("file_id", sa.Integer, sa.ForeignKey("files.id"), primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
     ))
+def m003_collections(conn: sa.Connection, dialect: str) -> None:
+    """Named collections of files or moments, keyed by content hash (they survive rebuilds,
+    moves and renames of their files)."""
+    md = sa.MetaData()
+    collections = sa.Table(
+        "collections", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False, unique=True),
+        sa.Column("created_at", sa.Float),
+    )
+    items = sa.Table(
+        "collection_items", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id"), nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("content_hash", sa.String(64)),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("start_s", sa.Float),
+        sa.Column("end_s", sa.Float),
+        sa.Column("added_at", sa.Float),
+        sa.Index("ix_collection_items_collection", "collection_id", "position"),
+        sa.Index("ix_collection_items_hash", "content_hash"),
+    )
+    create_table(conn, collections)
+    create_table(conn, items)
 
 
 # Append new steps here, numbered one after the last; never edit or reorder a step on main.
@@ -182,6 +207,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
     Migration(2, "files audio hash", m002_files_audio_hash),
     Migration(3, "measured sound", m003_measured_sound),
+    Migration(3, "collections", m003_collections),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):

@@ -135,3 +135,24 @@ class HeadRecord:
     blob: bytes
     info: str | None
     created_at: float | None
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    id: int
+    name: str
+    items: int
+    created_at: float | None
+
+
+@dataclass(frozen=True)
+class CollectionItem:
+    """A file or a moment in a collection, as stored: its bytes' hash and where it was last seen."""
+
+    id: int
+    collection_id: int
+    position: int
+    content_hash: str | None
+    path: str
+    start_s: float | None
+    end_s: float | None

@@ -121,6 +121,31 @@ sa.Table(
     sa.Column("created_at", sa.Float),
 )
 
+# Collections (search/collection.py): items are keyed by content hash, not file id, so that
+# they outlive the file rows a rebuild replaces when files move or are renamed.
+sa.Table(
+    "collections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float),
+)
+
+sa.Table(
+    "collection_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("path", sa.Text, nullable=False),  # where the file was when last seen
+    sa.Column("start_s", sa.Float),  # a moment; NULL for the whole file
+    sa.Column("end_s", sa.Float),
+    sa.Column("added_at", sa.Float),
+    sa.Index("ix_collection_items_collection", "collection_id", "position"),
+    sa.Index("ix_collection_items_hash", "content_hash"),
+)
+
 # PostgreSQL keyword search table (SQLite uses the FTS5 virtual table files_fts instead).
 file_text = sa.Table(
     "file_text",

@@ -90,7 +90,7 @@ class TagsMixin:
             .where(t.c.source == "user", sa.or_(sa.func.lower(t.c.label) == low, sa.func.lower(t.c.cat_id) == low))
             .order_by(t.c.created_at, t.c.id)
         )
-        with self._read() as conn:
+        with self.read_connection() as conn:
             return {int(fid): score > 0 for fid, score in conn.execute(q)}
 
     def tag_sets(self) -> list[TagSetInfo]:

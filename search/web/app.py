@@ -13,6 +13,7 @@ Routes (the page uses nothing else; README "JSON API"):
     /api/writeback/...                   metadata write-back panel (writeback_routes.py)
     POST /api/refine {q, like, unlike, n, filters}   relevance feedback (feedback_routes.py)
     POST /api/label/round|answer|save    labels by confirmation (label_routes.py)
+    GET|POST /api/collections...         named pulls, exports (collection_routes.py)
 
 Files are addressed by catalog id only; a path never comes from the client. Library calls
 block (SQLite, FAISS, torch), so they run in the threadpool behind one lock.
@@ -307,7 +308,7 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
         *hygiene_routes(library, locked),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
-    routes[-1:-1] = extra_routes(library, files, locked)
+    routes[-1:-1] = extra_routes(library, files, locked, loopback)
     middleware = [Middleware(LimitsMiddleware)]
     if loopback or allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS))
@@ -321,12 +322,14 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
     return app
 
 
-def extra_routes(library, files, locked) -> list[Route]:
+def extra_routes(library, files, locked, loopback: bool) -> list[Route]:
     """Routes that live in modules of their own (feedback, collections, labels)."""
+    from .collection_routes import collection_routes
     from .feedback_routes import feedback_routes
     from .label_routes import label_routes
 
-    return feedback_routes(library, files, locked) + label_routes(library, files, locked)
+    return (feedback_routes(library, files, locked) + label_routes(library, files, locked)
+            + collection_routes(library, files, locked, loopback))
 
 
 class LimitsMiddleware:
