@@ -72,6 +72,18 @@ def output_options(f):
     return f
 
 
+def feedback_options(f):
+    opts = [
+        click.option("--unlike", multiple=True, metavar="FILE[@S]",
+                     help="Not this: push away sounds like FILE, or its moment at S seconds (repeatable)."),
+        click.option("--like", multiple=True, metavar="FILE[@S]",
+                     help="More like this: a library file, a moment of one, or any audio file (repeatable)."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
 def emit(results, *, as_json, as_paths, m3u, play, empty_hint="no results") -> None:
     if m3u:
         render.write_m3u(m3u, results)
@@ -106,6 +118,7 @@ def main(verbose: int) -> None:
       sfx-search "distant thunder" -n 5 --json
       sfx-search "footsteps on gravel" --not "music" --max-duration 30
       sfx-search similar ~/SFX/door_creak.wav --start 4.5
+      sfx-search "rain" --like rain_03.wav --unlike rain_09.wav
       sfx-search serve
     """
     import logging
@@ -121,12 +134,15 @@ def main(verbose: int) -> None:
               help="semantic: CLAP only; keyword: names and descriptions only; hybrid: both, fused.")
 @click.option("--not", "not_text", metavar="TEXT", help="Push away results that sound like TEXT.")
 @collapse_option
+@feedback_options
 @filter_options
 @index_options
 @model_options
 @user_errors
 def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies, index_dir, db_url, model,
           device, precision, **filter_values):
+def query(text, n, as_json, as_paths, m3u, play, mode, not_text, like, unlike, index_dir, db_url, model, device,
+          precision, **filter_values):
     """Find the clips, and the moment in each, that sound like TEXT.
 
     \b
@@ -134,11 +150,23 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
       sfx-search "metal scraping in stone room"
       sfx-search query "rain on a tin roof" --under ~/SFX/Weather --ext wav
       sfx-search "door slam" --paths | head -3
+      sfx-search "rain" --like a.wav --like b.wav@12.5 --unlike c.wav
     """
     text = " ".join(text)
     settings = settings_from(index_dir, db_url, model, device, precision)
     filters = Filters.from_options(filter_values)
     params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters, collapse_copies=collapse_copies)
+    if like or unlike:
+        # Marks re-rank by sound (docs/feedback.md): the stored vectors, in this process.
+        from .feedback import parse_example, refine
+        from .query import Library
+
+        with Library.from_settings(settings) as lib:
+            results = refine(lib, text, n, like=[parse_example(x) for x in like],
+                             unlike=[parse_example(x) for x in unlike], not_text=not_text, filters=filters)
+        emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play)
+        return
+    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters)
     from .remote import try_remote_search
 
     results = try_remote_search(settings, params)
@@ -157,28 +185,39 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=False, dir_okay=False))
-@click.option("--start", type=float, metavar="S", help="Like the moment at S seconds, not the whole file.")
+@click.argument("files", nargs=-1, required=True, metavar="FILE[@S]...")
+@click.option("--start", type=float, metavar="S", help="Like the moment at S seconds of a single FILE.")
+@click.option("--unlike", multiple=True, metavar="FILE[@S]", help="Push away sounds like this (repeatable).")
 @output_options
 @filter_options
 @index_options
 @model_options
 @user_errors
-def similar(file, start, n, as_json, as_paths, m3u, play, index_dir, db_url, model, device, precision,
+def similar(files, start, unlike, n, as_json, as_paths, m3u, play, index_dir, db_url, model, device, precision,
             **filter_values):
-    """Find sounds like FILE (in the library or not), or like the moment at --start.
+    """Find sounds like FILE (in the library or not), the moment at --start or FILE@S, or
+    like several files at once (the mean of their windows, docs/feedback.md).
 
     \b
     Examples:
       sfx-search similar ~/SFX/Impacts/metal_hit_03.wav
       sfx-search similar take12.wav --start 31.5 -n 10 --json
+      sfx-search similar door_01.wav door_07.wav@3.5 --unlike door_09.wav
     """
+    from .feedback import Example, parse_example, refine
     from .query import Library
 
+    if start is not None and len(files) != 1:
+        raise UserError("--start works with one FILE; give moments of several as FILE@SECONDS")
     settings = settings_from(index_dir, db_url, model, device, precision)
     filters = Filters.from_options(filter_values)
+    like = [Example(path=files[0], start_s=start)] if start is not None else [parse_example(f) for f in files]
     with Library.from_settings(settings) as lib:
-        results = lib.similar(file, start_s=start, n=n, filters=filters)
+        if len(like) == 1 and not unlike:
+            e = like[0]
+            results = lib.similar(e.path, start_s=e.start_s, n=n, filters=filters)
+        else:
+            results = refine(lib, None, n, like=like, unlike=[parse_example(x) for x in unlike], filters=filters)
     emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play)
 
 

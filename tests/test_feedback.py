@@ -226,3 +226,51 @@ def test_api_refine_refuses_bad_input_with_4xx(client, lib, built):
         assert r.status_code == status, (body, r.text)
         assert text in r.json()["error"]
     assert client.get("/api/refine").status_code == 405
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def run_cli(settings, *args):
+    from click.testing import CliRunner
+
+    from search.cli import main
+
+    return CliRunner().invoke(main, [*args, "--index", str(settings.index_dir), "--model", settings.model])
+
+
+def test_cli_like_unlike_equals_the_json_api(client, lib, built):
+    import json
+
+    settings, files = built
+    ids = {k: lib.catalog.file_by_path(p).id for k, p in files.items()}
+    r = run_cli(settings, "rain on a tin roof", "-n", "6", "--json", "--like", str(files["clicks"]),
+                "--like", f"{files['long']}@12.5", "--unlike", str(files["tone"]))
+    assert r.exit_code == 0, r.output
+    cli_rows = json.loads(r.stdout)
+    api_rows = client.post("/api/refine", json={
+        "q": "rain on a tin roof", "n": 6, "like": [{"file_id": ids["clicks"]}, {"file_id": ids["long"], "start": 12.5}],
+        "unlike": [{"file_id": ids["tone"]}]}).json()["results"]
+    keys = ("rank", "path", "score", "offset_s", "end_s", "duration_s")
+    assert [{k: x[k] for k in keys} for x in cli_rows] == [{k: x[k] for k in keys} for x in api_rows]
+    assert len(cli_rows) == 6
+
+
+def test_cli_similar_several_files_equals_brute_force(lib, built):
+    import json
+
+    settings, files = built
+    r = run_cli(settings, "similar", str(files["noise"]), f"{files['long']}@3", "--unlike", str(files["low"]),
+                "-n", str(len(files)), "--json")
+    assert r.exit_code == 0, r.output
+    liked = [window(lib.catalog, files["noise"]), window(lib.catalog, files["long"], 3.0)]
+    paths, scores = brute_force_order(lib.catalog, formula(None, liked, [window(lib.catalog, files["low"])]))
+    rows = json.loads(r.stdout)
+    assert [x["path"] for x in rows] == paths
+    assert np.allclose([x["score"] for x in rows], scores, atol=1e-4)
+    # One file keeps the plain "similar" (same order as liking it alone).
+    one = json.loads(run_cli(settings, "similar", str(files["sweep"]), "-n", "4", "--json").stdout)
+    paths, _ = brute_force_order(lib.catalog, formula(None, [window(lib.catalog, files["sweep"])], []))
+    assert [x["path"] for x in one] == paths[:4]
+    r = run_cli(settings, "similar", str(files["noise"]), str(files["tone"]), "--start", "1")
+    assert r.exit_code == 1 and "FILE@SECONDS" in r.output
