@@ -208,6 +208,9 @@ def test_api_refine_equals_the_library(client, lib, built):
                   unlike=[Example(file_id=ids["tone"])])
     assert [(x["path"], x["score"], x["offset_s"]) for x in rows] == [(w.path, w.score, w.offset_s) for w in want]
     assert rows[0]["name"] == Path(rows[0]["path"]).name
+    # Filters apply as in any search.
+    r = client.post("/api/refine", json={**body, "n": 20, "filters": {"ext": ["wav"]}})
+    assert r.status_code == 200 and {Path(x["path"]).suffix for x in r.json()["results"]} == {".wav"}
 
 
 def test_api_refine_refuses_bad_input_with_4xx(client, lib, built):

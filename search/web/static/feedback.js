@@ -59,10 +59,12 @@ function decorateAll() {
 }
 
 function pageFilters() {
-  const value = (id) => document.getElementById(id)?.value.trim() || "";
+  // The filter controls app.js built from the filter declaration (config.filters).
   const f = {};
-  for (const id of ["min_duration", "max_duration", "root", "under"]) if (value(id)) f[id] = value(id);
-  for (const id of ["ext", "tag"]) if (value(id)) f[id] = [value(id)];
+  for (const spec of filters) {
+    const v = document.getElementById(spec.name)?.value.trim();
+    if (v) f[spec.param] = spec.multiple ? [v] : v;
+  }
   return f;
 }
 
