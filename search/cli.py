@@ -139,10 +139,8 @@ def main(verbose: int) -> None:
 @index_options
 @model_options
 @user_errors
-def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies, index_dir, db_url, model,
-          device, precision, **filter_values):
-def query(text, n, as_json, as_paths, m3u, play, mode, not_text, like, unlike, index_dir, db_url, model, device,
-          precision, **filter_values):
+def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies, like, unlike, index_dir, db_url,
+          model, device, precision, **filter_values):
     """Find the clips, and the moment in each, that sound like TEXT.
 
     \b
@@ -155,7 +153,6 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, like, unlike, i
     text = " ".join(text)
     settings = settings_from(index_dir, db_url, model, device, precision)
     filters = Filters.from_options(filter_values)
-    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters, collapse_copies=collapse_copies)
     if like or unlike:
         # Marks re-rank by sound (docs/feedback.md): the stored vectors, in this process.
         from .feedback import parse_example, refine
@@ -166,7 +163,7 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, like, unlike, i
                              unlike=[parse_example(x) for x in unlike], not_text=not_text, filters=filters)
         emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play)
         return
-    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters)
+    params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters, collapse_copies=collapse_copies)
     from .remote import try_remote_search
 
     results = try_remote_search(settings, params)
@@ -226,8 +223,8 @@ def _register_optional() -> None:
     import importlib
 
     for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve"),
-                      ("search.hygiene_cli", "duplicates"), ("search.hygiene_cli", "qc")):
-    for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve"), ("search.collection_cli", "collection")):
+                      ("search.hygiene_cli", "duplicates"), ("search.hygiene_cli", "qc"),
+                      ("search.collection_cli", "collection")):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

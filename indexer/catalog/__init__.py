@@ -58,10 +58,8 @@ from .textvectors import TextVectorsMixin
 
 
 class Catalog(
-    TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin, ReportsMixin,
-    EmbeddersMixin, MeasurementsMixin, Database,
     CollectionsMixin, TagsMixin, TextVectorsMixin, FiltersMixin, KeywordsMixin, ChunksMixin, FilesMixin, RefreshMixin,
-    ReportsMixin, EmbeddersMixin, Database,
+    ReportsMixin, EmbeddersMixin, MeasurementsMixin, Database,
 ):
     """Typed access to one catalog database. Thread-safe for reads; one writer at a time."""
 

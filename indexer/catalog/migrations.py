@@ -175,7 +175,7 @@ def m003_measured_sound(conn: sa.Connection, dialect: str) -> None:
         sa.Column("file_id", sa.Integer, sa.ForeignKey("files.id"), primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
     ))
-def m003_collections(conn: sa.Connection, dialect: str) -> None:
+def m004_collections(conn: sa.Connection, dialect: str) -> None:
     """Named collections of files or moments, keyed by content hash (they survive rebuilds,
     moves and renames of their files)."""
     md = sa.MetaData()
@@ -207,7 +207,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
     Migration(2, "files audio hash", m002_files_audio_hash),
     Migration(3, "measured sound", m003_measured_sound),
-    Migration(3, "collections", m003_collections),
+    Migration(4, "collections", m004_collections),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):
