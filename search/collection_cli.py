@@ -10,7 +10,7 @@ import json
 
 import click
 
-from indexer.cli import index_options, settings_from, user_errors
+from indexer.options import index_options, settings_from, user_errors
 from indexer.config import UserError
 
 
