@@ -50,9 +50,12 @@ def names(page) -> list[str]:
 
 
 def wait_idle(page, text: str) -> None:
-    page.wait_for_function(
-        "t => { const s = document.getElementById('status'); return s.textContent.includes(t) && !s.classList.contains('busy'); }",
-        arg=text, timeout=15000)
+    try:
+        page.wait_for_function(
+            "t => { const s = document.getElementById('status'); return s.textContent.includes(t) && !s.classList.contains('busy'); }",
+            arg=text, timeout=15000)
+    except Exception:
+        raise AssertionError(f"waited for {text!r}; the status says {page.inner_text('#status')!r}") from None
 
 
 def test_mark_two_results_refine_and_the_order_changes(page):

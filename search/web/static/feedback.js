@@ -59,10 +59,11 @@ function decorateAll() {
 }
 
 function pageFilters() {
-  // The filter controls app.js built from the filter declaration (config.filters).
+  // The same values app.js sends with a search (filterParams reads every declared control).
+  const params = filterParams(new URLSearchParams());
   const f = {};
   for (const spec of filters) {
-    const v = document.getElementById(spec.name)?.value.trim();
+    const v = params.get(spec.param);
     if (v) f[spec.param] = spec.multiple ? [v] : v;
   }
   return f;
