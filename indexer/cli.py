@@ -121,6 +121,10 @@ def status(index_dir, db_url, as_json, n_failures):
     click.echo(f"model:   {st['model']['model_id'] if st['model'] else '(none yet)'}")
     c = st["counts"]
     click.echo(f"files:   {c['indexed']} indexed, {c['failed']} failed, {c['chunks']} chunks, {c['hours']} h of audio")
+    s = st.get("sound")
+    if s and s["measured"]:
+        click.echo(f"sound:   {s['measured']} measured: {s['clipped']} clipped, {s['silent']} digital silence, "
+                   f"{s['very_quiet']} very quiet (under -50 LUFS); see 'sfx-search qc'")
     v = st["vectors"]
     click.echo(f"vectors: {v['kind']} {v['ntotal']} ({v['bytes'] / 1e6:.1f} MB){'' if v['current'] else ' (stale: rebuilt on next use)'}")
     for r in st["roots"]:

@@ -36,20 +36,22 @@ def read_facts(path) -> FileFacts:
     return FileFacts(dict(info.__dict__), metadata.read_metadata(path))
 
 
-def file_windows(path, hop_s: float = HOP_S) -> Iterator[audio.Window]:
-    """The file's windows, streamed; DecodeError when it has none."""
+def file_windows(path, hop_s: float = HOP_S, analysis=None) -> Iterator[audio.Window]:
+    """The file's windows, streamed; DecodeError when it has none. `analysis` (an
+    indexer.analysis.StreamAnalysis) is fed the same decoded blocks: no second read."""
     n = 0
-    for w in audio.iter_windows(path, hop_s=hop_s):
+    listen = dict(on_block=analysis.on_block, on_mono=analysis.on_mono) if analysis is not None else {}
+    for w in audio.iter_windows(path, hop_s=hop_s, **listen):
         n += 1
         yield w
     if n == 0:
         raise audio.DecodeError("no audio frames")
 
 
-def window_parts(path, hop_s: float, size: int) -> Iterator[list[audio.Window]]:
+def window_parts(path, hop_s: float, size: int, analysis=None) -> Iterator[list[audio.Window]]:
     """The file's windows in lists of at most `size`: memory stays bounded for any length."""
     part: list[audio.Window] = []
-    for w in file_windows(path, hop_s):
+    for w in file_windows(path, hop_s, analysis):
         part.append(w)
         if len(part) == size:
             yield part

@@ -33,6 +33,7 @@ class FileResult:
     info: dict | None = None                     # audio.AudioInfo fields
     meta: dict | None = None                     # metadata.read_metadata()
     error: str | None = None                     # one-line reason when the file failed
+    analysis: object = None                      # indexer.analysis.FileAnalysis (measured sound)
 
 
 class Engine(Protocol):
@@ -54,6 +55,7 @@ class _InFlight:
     embedded: int = 0
     info: dict | None = None
     meta: dict | None = None
+    analysis: object = None
 
 
 class LocalEngine:
@@ -64,12 +66,13 @@ class LocalEngine:
     """
 
     def __init__(self, pool_factory: Callable, encoder: Callable, *, batch_size: int, capacity: int,
-                 hop_s: float = 10.0):
+                 hop_s: float = 10.0, measure: bool = True):
         self._pool_factory = pool_factory
         self._encoder = encoder
         self.batch_size = max(1, batch_size)
         self.capacity = capacity
         self.hop_s = hop_s
+        self.measure = measure
         self.windows = 0
         self._pool = None
         self._files: dict[int, _InFlight] = {}
@@ -79,7 +82,7 @@ class LocalEngine:
         if self._pool is None:
             self._pool = self._pool_factory()
         self._files[key] = _InFlight()
-        self._pool.submit(Task(key, path, self.hop_s))
+        self._pool.submit(Task(key, path, self.hop_s, self.measure))
 
     def poll(self, timeout: float, *, final: bool = False) -> list[FileResult]:
         out: list[FileResult] = []
@@ -94,7 +97,7 @@ class LocalEngine:
                         f.chunks.append((base + j, float(s), float(e)))
                         self._mel.append((msg.key, msg.mel[j]))
                 elif isinstance(msg, Done):
-                    f.info, f.meta, f.decoded = msg.info, msg.meta, msg.n_windows
+                    f.info, f.meta, f.decoded, f.analysis = msg.info, msg.meta, msg.n_windows, msg.analysis
                 elif isinstance(msg, Fail):
                     del self._files[msg.key]
                     self._mel = [m for m in self._mel if m[0] != msg.key]
@@ -113,7 +116,7 @@ class LocalEngine:
         # 3. Files fully embedded go back whole.
         for key in [k for k, f in self._files.items() if f.decoded is not None and f.embedded == f.decoded]:
             f = self._files.pop(key)
-            out.append(FileResult(key, f.chunks, np.stack(f.vectors), f.info, f.meta))
+            out.append(FileResult(key, f.chunks, np.stack(f.vectors), f.info, f.meta, analysis=f.analysis))
         return out
 
     def close(self) -> None:

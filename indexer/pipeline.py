@@ -69,6 +69,7 @@ class _Pending:
     vectors: list = field(default_factory=list)  # (k, d) arrays in window order
     info: dict | None = None
     meta: dict | None = None
+    analysis: object = None  # indexer.analysis.FileAnalysis from the same decode
 
 
 class Builder:
@@ -90,6 +91,7 @@ class Builder:
         file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
         commit_every_s: float = 5.0,
         engine_factory: Callable[[], Engine] | None = None,
+        measure: bool = True,
     ):
         self.catalog = catalog
         self.vectors = vectors
@@ -104,6 +106,7 @@ class Builder:
         self.progress = progress
         self.file_timeout_s = file_timeout_s
         self.commit_every_s = commit_every_s
+        self.measure = measure
         self._engine_factory = engine_factory or self._local_engine
         self.report = BuildReport()
         # Written files whose vectors are not yet in FAISS: applied right after each commit.
@@ -137,7 +140,7 @@ class Builder:
             lambda: DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s,
                                max_messages=3 * self.batch_size + 4 * self.workers),
             lambda: self.encoder, batch_size=self.batch_size,
-            capacity=self.workers * 3 + 2 * self.batch_size, hop_s=self.hop_s,
+            capacity=self.workers * 3 + 2 * self.batch_size, hop_s=self.hop_s, measure=self.measure,
         )
 
     # ------------------------------------------------------------------ one root
@@ -329,6 +332,7 @@ class Builder:
                         files_bar.update(1)
                     else:
                         p.chunks, p.vectors, p.info, p.meta = r.chunks, r.vectors, r.info, r.meta
+                        p.analysis = getattr(r, "analysis", None)
                         ready.append(p)
                 if engine is not None:
                     self.report.windows = windows_before + engine.windows
@@ -370,6 +374,9 @@ class Builder:
                     content_hash=p.content_hash, info=info, chunks=p.chunks,
                     vectors=np.stack(p.vectors), metadata=p.meta or {}, audio_hash=p.audio_hash,
                 )
+                if p.analysis is not None:
+                    a = p.analysis
+                    self.catalog.store_analysis(fid, a.measurements, a.fingerprint, a.version)
                 removes += old_ids
                 adds.append((np.asarray(new_ids, np.int64), np.stack(p.vectors)))
                 if p.is_new:
@@ -429,6 +436,7 @@ def build(
     commit_every_s: float | None = None,
     ray_address: str | None = None,
     vector_dtype: str | None = None,
+    measure: bool = True,
 ) -> BuildReport:
     """Index `roots` into the index of `settings`; the library entry point behind `sfx-index build`.
 
@@ -485,9 +493,14 @@ def build(
                 file_timeout_s=file_timeout_s,
                 commit_every_s=commit_every_s,
                 engine_factory=_ray_engines(ray_address, settings, batch_size, workers, progress),
+                measure=measure,
             )
             try:
                 report = builder.run(roots)
+                if measure:  # files indexed before measurements existed, without the model
+                    from .backfill import measure_unmeasured
+
+                    measure_unmeasured(index.catalog, workers=workers or default_workers(), progress=progress)
                 index.catalog.verify()  # a run that wrote nothing still reports a damaged catalog
             except Exception as exc:
                 why = _storage_problem(exc)

@@ -40,6 +40,7 @@ class Task:
     key: int
     path: str
     hop_s: float
+    measure: bool = True  # measured sound and fingerprint from the same decode (indexer.analysis)
 
 
 # Messages from a worker to the engine (small dataclasses: a part's mel array is what weighs).
@@ -72,6 +73,7 @@ class Done:
     info: dict       # audio.AudioInfo fields
     meta: dict       # metadata.read_metadata()
     n_windows: int
+    analysis: object = None  # indexer.analysis.FileAnalysis, or None when not measured
 
 
 @dataclass
@@ -122,6 +124,7 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
     import torch
 
     torch.set_num_threads(1)
+    from .analysis import StreamAnalysis, analysis_result
     from .decode import failure_reason, read_facts, window_parts
     from .mel import LogMelFrontend
 
@@ -138,11 +141,12 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
         _put(results, Start(wid, task.key))
         try:
             facts = read_facts(task.path)
+            analysis = StreamAnalysis() if task.measure else None
             n = 0
-            for part in window_parts(task.path, task.hop_s, PART_WINDOWS):
+            for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis):
                 _send_part(results, wid, task.key, part, frontend, torch)
                 n += len(part)
-            _put(results, Done(wid, task.key, facts.info, facts.meta, n))
+            _put(results, Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis)))
         except Exception as exc:  # a decoder bug must not take the run down
             _put(results, Fail(wid, task.key, failure_reason(exc)))
 
