@@ -210,7 +210,12 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=3, help="timed model batches before and after the builds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="generate the library here and keep it (default: a temp dir, removed)")
+    p.add_argument("--measure-ab", type=int, default=0, metavar="ROUNDS",
+                   help="instead: build ROUNDS times with and without the measurements (docs/hygiene.md), "
+                        "interleaved, each into a new index, and print the throughput of each")
     args = p.parse_args(argv)
+    if args.measure_ab:
+        return measure_ab(args)
 
     import torch
 
@@ -282,6 +287,40 @@ def main(argv=None) -> int:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process {own:.0f} MB (models, builds and bench)")
         print(f"[{load()}]")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def measure_ab(args) -> int:
+    """Build throughput with the measurements and fingerprint against without, same run."""
+    from indexer import pipeline
+    from indexer.config import Settings
+
+    model = args.model or str(full_checkpoint())
+    workers = args.workers or pipeline.default_workers()
+    tmp = Path(tempfile.mkdtemp(prefix="sfx-bench-measure-"))
+    lib = Path(args.keep) if args.keep else tmp / "library"
+    try:
+        audio_s, expect = make_library(lib, args.files, args.seed, args.min_s, args.max_s)
+        print(f"library: {args.files} files, {audio_s / 60:.1f} min of audio, {expect} windows; "
+              f"batch {args.batch_size}, {workers} decode worker(s), precision {args.precision}")
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for rnd in range(args.measure_ab):
+            for measure in ((True, False) if rnd % 2 == 0 else (False, True)):
+                settings = Settings(index_dir=tmp / f"index-{rnd}-{measure}", model=model, device="cpu",
+                                    precision=args.precision)
+                t0 = time.perf_counter()
+                report = pipeline.build(settings, [lib], batch_size=args.batch_size, workers=workers,
+                                        progress=False, measure=measure)
+                wall = time.perf_counter() - t0
+                rates[measure].append(report.windows / wall)
+                print(f"  round {rnd + 1} {'with' if measure else 'without'} measurements: "
+                      f"{report.windows} windows in {wall:.1f} s, {report.windows / wall:.2f} windows/s  [{load()}]")
+        on, off = float(np.median(rates[True])), float(np.median(rates[False]))
+        print(f"with measurements {on:.2f} windows/s, without {off:.2f} (medians of {args.measure_ab}); "
+              f"ratio {on / off:.3f} (goal >= 0.95); per round: "
+              + ", ".join(f"{a / b:.3f}" for a, b in zip(rates[True], rates[False])))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
