@@ -66,9 +66,10 @@ def resolve_checkpoint(model: str) -> Path:
         raise ModelLoadError(f"model directory '{model}' does not exist; {_HINT}")
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.txt"]
-    try:
-        snap = snapshot_download(model, local_files_only=True, allow_patterns=patterns)
+    from . import models
+
+    try:  # the cache as the environment says now (huggingface_hub read it at its import)
+        snap = snapshot_download(model, local_files_only=True, cache_dir=models.hub_cache_dir())
     except Exception:
         snap = None
     if snap is None:
@@ -77,9 +78,9 @@ def resolve_checkpoint(model: str) -> Path:
                 f"model '{model}' is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {_HINT}")
         try:
             with _quiet():
-                snap = snapshot_download(model, allow_patterns=patterns)
+                snap = models.pull(model, progress=False, echo=lambda msg: None)
         except Exception as exc:
-            reason = type(exc).__name__
+            reason = str(exc) if isinstance(exc, UserError) else type(exc).__name__
             raise ModelLoadError(
                 f"model '{model}' is not in the Hugging Face cache and cannot be downloaded "
                 f"({reason}); {_HINT}") from None
@@ -97,8 +98,9 @@ def _check_dir(path: Path, model: str) -> Path:
     kind = cfg.get("model_type") if isinstance(cfg, dict) else None
     if kind != "clap":
         raise ModelLoadError(f"'{model}' is a '{kind}' checkpoint, not CLAP (model_type 'clap'); {_HINT}")
-    if not (path / "preprocessor_config.json").is_file():
-        raise ModelLoadError(f"'{model}' has no preprocessor_config.json; the checkpoint is incomplete; {_HINT}")
+    if not (path / "preprocessor_config.json").is_file() and not _nested_feature_config(path):
+        raise ModelLoadError(f"'{model}' has no preprocessor_config.json (nor a processor_config.json holding "
+                             f"the feature extractor); the checkpoint is incomplete; {_HINT}")
     if not any((path / f).is_file() for f in _WEIGHT_FILES):
         raise ModelLoadError(f"'{model}' has a CLAP config but no weights (model.safetensors); "
                              f"the checkpoint is incomplete; {_HINT}")
@@ -107,6 +109,26 @@ def _check_dir(path: Path, model: str) -> Path:
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def _nested_feature_config(ckpt: Path) -> dict | None:
+    """The feature extractor inside processor_config.json, as transformers 5's
+    `ClapProcessor.save_pretrained` writes it (with no preprocessor_config.json)."""
+    try:
+        nested = _read_json(ckpt / "processor_config.json").get("feature_extractor")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return nested if isinstance(nested, dict) else None
+
+
+def feature_config(ckpt: Path) -> dict:
+    """The checkpoint's ClapFeatureExtractor settings, from either file transformers writes."""
+    if (ckpt / "preprocessor_config.json").is_file():
+        return _read_json(ckpt / "preprocessor_config.json")
+    nested = _nested_feature_config(ckpt)
+    if nested is None:
+        raise ModelLoadError(f"'{ckpt}' has no feature extractor config; {_HINT}")
+    return nested
 
 
 def _fingerprint(model: str, ckpt: Path, fe_config: dict, frontend_settings: dict) -> dict:
@@ -209,7 +231,7 @@ class ClapFrontend(dict):
 def load_frontend(model: str) -> tuple[ClapFrontend, dict]:
     """(frontend, fingerprint) of `model` without loading any weights (for worker processes)."""
     ckpt = resolve_checkpoint(model)
-    frontend = ClapFrontend(_read_json(ckpt / "preprocessor_config.json"))
+    frontend = ClapFrontend(feature_config(ckpt))
     return frontend, _fingerprint(model, ckpt, dict(frontend), frontend.settings())
 
 
@@ -302,7 +324,7 @@ class ClapEncoder:
         self.audio_precision = precision  # "int8" when the audio tower is the quantized one
         self.int8_dir = None
         self.config = _read_json(ckpt / "config.json")
-        self.frontend = ClapFrontend(_read_json(ckpt / "preprocessor_config.json"))
+        self.frontend = ClapFrontend(feature_config(ckpt))
         self.dim = int(self.config.get("projection_dim", 512))
         self._audio = None
         self._text = None
@@ -609,6 +631,8 @@ def read_logit_scales(ckpt: Path) -> dict[str, float]:
     from safetensors import safe_open
 
     names = ("logit_scale_a", "logit_scale_t")
+    if not (ckpt / "model.safetensors").is_file() and not (ckpt / "model.safetensors.index.json").is_file():
+        return _logit_scales_from_bin(ckpt, names)
     index = ckpt / "model.safetensors.index.json"
     files = {n: "model.safetensors" for n in names}
     if index.is_file():
@@ -618,6 +642,26 @@ def read_logit_scales(ckpt: Path) -> dict[str, float]:
         for n in names:
             with safe_open(str(ckpt / files[n]), framework="numpy") as f:
                 out[n] = float(math.exp(float(f.get_tensor(n).reshape(-1)[0])))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
+    return out
+
+
+def _logit_scales_from_bin(ckpt: Path, names) -> dict[str, float]:
+    """The same from pytorch_model.bin (repositories without safetensors), memory-mapped."""
+    import math
+
+    import torch
+
+    index = ckpt / "pytorch_model.bin.index.json"
+    files = {n: "pytorch_model.bin" for n in names}
+    if index.is_file():
+        files = {n: _read_json(index)["weight_map"][n] for n in names}
+    out = {}
+    try:
+        for n in names:
+            sd = torch.load(str(ckpt / files[n]), map_location="cpu", weights_only=True, mmap=True)
+            out[n] = float(math.exp(float(sd[n].reshape(-1)[0])))
     except Exception as exc:
         raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
     return out

@@ -9,14 +9,22 @@ same code path as the real one:
     ClapProcessor.from_pretrained(OUT)  preprocessor_config.json (the laion one, verbatim)
     AutoTokenizer.from_pretrained(OUT)  a RoBERTa-style byte-level BPE trained offline here
 
-Full size has the laion/clap-htsat-fused shapes (HTSAT-tiny audio tower, RoBERTa-base text
-tower, 512-d projections); `--tiny` keeps the structure with very small widths so that tests
-run a batch in milliseconds. `--unfused` writes the laion/clap-htsat-unfused variant
-(no fusion branch, `rand_trunc`, Slaney mel filters in the feature extractor).
+Full size has the shapes of a real checkpoint family (`--family`):
+
+    fused     laion/clap-htsat-fused: HTSAT-tiny audio tower with the fusion branch,
+              RoBERTa-base text tower, 512-d projections (the default)
+    unfused   laion/clap-htsat-unfused: the same without the fusion branch (`rand_trunc`,
+              Slaney mel filters in the feature extractor); `--unfused` is short for it
+    larger    laion/larger_clap_general, _music, _music_and_speech: HTSAT-base audio tower
+              (first-stage width 128, depths 2-2-12-2, 1024-d output), unfused, as
+              transformers' CLAP conversion script configures them
+
+`--tiny` keeps each family's structure with very small widths so that tests run a batch in
+milliseconds (the larger tiny variant keeps its deeper third stage).
 
 The similarities of a random model mean nothing; its speed and its plumbing are real.
 
-    python scripts/make_random_clap.py OUT [--tiny] [--unfused] [--seed N]
+    python scripts/make_random_clap.py OUT [--tiny] [--family fused|unfused|larger] [--seed N]
 """
 
 from __future__ import annotations
@@ -78,6 +86,13 @@ TINY_AUDIO = dict(FULL_AUDIO, hidden_size=64, depths=[1, 1, 2, 1], num_attention
 TINY_TEXT = dict(FULL_TEXT, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                  intermediate_size=64)
 TINY_PROJECTION_DIM = 32
+
+# HTSAT-base, the audio tower of laion/larger_clap_*: LAION CLAP's embed_dim 128 and depths
+# 2-2-12-2, which transformers' conversion script maps to patch_embeds_hidden_size, depths and
+# hidden_size (the audio projection's input, 128 * 8). Unfused.
+FULL_BASE_AUDIO = dict(FULL_AUDIO, patch_embeds_hidden_size=128, hidden_size=1024, depths=[2, 2, 12, 2])
+TINY_BASE_AUDIO = dict(TINY_AUDIO, depths=[1, 1, 4, 1])
+FAMILIES = ("fused", "unfused", "larger")
 
 # --- an English corpus of sound descriptions for the tokenizer --------------------------------
 
@@ -179,8 +194,13 @@ def _randomise(model, seed: int) -> None:
         emb.token_type_embeddings.weight.zero_()
 
 
-def make_random_clap(out: str | Path, *, tiny: bool = False, fused: bool = True, seed: int = 0) -> Path:
-    """Write the checkpoint directory `out` and return its path."""
+def make_random_clap(out: str | Path, *, tiny: bool = False, fused: bool = True, seed: int = 0,
+                     family: str | None = None) -> Path:
+    """Write the checkpoint directory `out` and return its path (`family` overrides `fused`)."""
+    family = family or ("fused" if fused else "unfused")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
+    fused = family == "fused"
     import torch
     from transformers import ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig
     from transformers.utils import logging as hf_logging
@@ -191,7 +211,10 @@ def make_random_clap(out: str | Path, *, tiny: bool = False, fused: bool = True,
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tokenizer(seed)
-    audio_kw = dict(TINY_AUDIO if tiny else FULL_AUDIO, enable_fusion=fused)
+    if family == "larger":
+        audio_kw = dict(TINY_BASE_AUDIO if tiny else FULL_BASE_AUDIO, enable_fusion=False)
+    else:
+        audio_kw = dict(TINY_AUDIO if tiny else FULL_AUDIO, enable_fusion=fused)
     text_kw = dict(TINY_TEXT if tiny else FULL_TEXT)
     if tiny:
         text_kw["vocab_size"] = len(tokenizer)
@@ -215,7 +238,7 @@ def make_random_clap(out: str | Path, *, tiny: bool = False, fused: bool = True,
     (out / "preprocessor_config.json").write_text(json.dumps(pre, indent=2, sort_keys=True) + "\n")
     (out / "README.md").write_text(
         "Random-weight CLAP checkpoint written by scripts/make_random_clap.py "
-        f"({'tiny' if tiny else 'full size'}, {'fused' if fused else 'unfused'}, seed {seed}).\n"
+        f"({'tiny' if tiny else 'full size'}, family {family}, seed {seed}).\n"
         "Its similarities mean nothing; it exists to exercise loading, plumbing and speed.\n"
     )
     return out
@@ -225,11 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="output directory")
     p.add_argument("--tiny", action="store_true", help="very small widths, for tests")
-    p.add_argument("--unfused", action="store_true", help="the clap-htsat-unfused variant")
+    p.add_argument("--family", choices=FAMILIES, default=None, help="checkpoint family [default: fused]")
+    p.add_argument("--unfused", action="store_true", help="short for --family unfused")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    out = make_random_clap(args.out, tiny=args.tiny, fused=not args.unfused, seed=args.seed)
+    family = args.family or ("unfused" if args.unfused else "fused")
+    out = make_random_clap(args.out, tiny=args.tiny, family=family, seed=args.seed)
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
 

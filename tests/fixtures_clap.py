@@ -55,3 +55,11 @@ def tiny_clap(tiny_clap_dirs) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clap_unfused(tiny_clap_dirs) -> Path:
     return tiny_clap_dirs["unfused"]
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_larger(tmp_path_factory) -> Path:
+    """A tiny random checkpoint of the HTSAT-base family (laion/larger_clap_*), unfused."""
+    d = tmp_path_factory.mktemp("clap-larger") / "tiny-larger"
+    _make_random_clap()(d, tiny=True, family="larger", seed=0)
+    return d
