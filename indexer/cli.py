@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .config import UserError, safe_text
+from .model_cli import model as model_group
 from .options import CONTEXT, index_options, model_options, settings_from, user_errors
 from .vectors.kinds import kind_choices
 from .writeback import cli as writeback_cli
@@ -271,6 +272,7 @@ def relocate(old, new, index_dir, db_url):
 
 
 writeback_cli.register(main)  # write-meta, rename-ucs, undo (docs/writeback.md)
+main.add_command(model_group)  # model pull|list|remove (docs/models.md)
 
 if __name__ == "__main__":
     main()

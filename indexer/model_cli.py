@@ -12,12 +12,7 @@ import click
 
 from .config import resolve_index_dir
 from .models import KNOWN, cached_models, find_cached, human_size, index_models, pull, remove
-
-
-def _user_errors(f):
-    from .cli import user_errors  # the CLI's one-line errors; imported late (cli registers us)
-
-    return user_errors(f)
+from .options import user_errors
 
 
 @click.group("model", context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,7 +46,7 @@ def pull_cmd(model_id: str, quiet: bool) -> None:
       sfx-index model pull                               laion/clap-htsat-fused
       sfx-index model pull laion/clap-htsat-unfused      sounds of 10 s or less
     """
-    snap = _user_errors(pull)(model_id, progress=not quiet, echo=lambda m: click.echo(m, err=True))
+    snap = user_errors(pull)(model_id, progress=not quiet, echo=lambda m: click.echo(m, err=True))
     if model_id not in KNOWN:
         click.echo(f"note: '{model_id}' is not one of the LAION checkpoints this project was checked with", err=True)
     click.echo(str(snap))
@@ -70,7 +65,7 @@ def list_cmd(index_dirs: tuple[str, ...], as_json: bool) -> None:
       sfx-index model list --index ~/SFX/.index --json
     """
     dirs = list(index_dirs) or [str(resolve_index_dir(None))]
-    rows = _user_errors(cached_models)(dirs)
+    rows = user_errors(cached_models)(dirs)
     if as_json:
         click.echo(json.dumps([r.as_json() for r in rows], indent=2))
         return
@@ -99,18 +94,14 @@ def remove_cmd(model_id: str, index_dirs: tuple[str, ...], yes: bool) -> None:
       sfx-index model remove laion/clap-htsat-fused
       sfx-index model remove laion/larger_clap_music -y
     """
-    _, repo = _user_errors(find_cached)(model_id)
+    _, repo = user_errors(find_cached)(model_id)
     dirs = list(index_dirs) or [str(resolve_index_dir(None))]
     snaps = [str(r.snapshot_path) for r in repo.revisions]
-    users = [ix for ix, mid in _user_errors(index_models)(dirs).items()
+    users = [ix for ix, mid in user_errors(index_models)(dirs).items()
              if mid == model_id or any(mid.startswith(s) for s in snaps)]
     for ix in users:
         click.echo(f"index {ix} uses {model_id}", err=True)
     if not yes:
         click.confirm(f"remove {model_id} ({human_size(repo.size_on_disk)}) from the cache?", abort=True, err=True)
-    freed = _user_errors(remove)(model_id)
+    freed = user_errors(remove)(model_id)
     click.echo(f"removed {model_id}: {human_size(freed)} freed", err=True)
-
-
-if __name__ == "__main__":  # until `sfx-index model` is registered after the CLI refactor (issue 14)
-    model()

@@ -224,7 +224,7 @@ def _register_optional() -> None:
 
     for mod, name in (("search.tag_cli", "tag"), ("search.web.cli", "serve"),
                       ("search.hygiene_cli", "duplicates"), ("search.hygiene_cli", "qc"),
-                      ("search.collection_cli", "collection")):
+                      ("search.collection_cli", "collection"), ("search.mcp_cli", "mcp_command")):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from indexer.cli import index_options, model_options, settings_from, user_errors
+from indexer.options import index_options, model_options, settings_from, user_errors
 
 
 @click.command("mcp", context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +35,3 @@ def mcp_command(index_dir, db_url, model, device, precision):
 
     settings = settings_from(index_dir, db_url, model, device, precision)
     serve_stdio(lambda: Library.from_settings(settings))
-
-
-if __name__ == "__main__":  # until `sfx-search mcp` is registered after the CLI refactor (issue 14)
-    mcp_command()

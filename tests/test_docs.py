@@ -21,11 +21,10 @@ from search.cli import main as search_main
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = {"sfx-index": index_main, "sfx-search": search_main}
 SKIP = {"design.md"}
-# Documented commands whose module landed before it could register them (issue 15's write-back,
-# issue 18's model and mcp wait for the CLI refactor, issue 14). Only "no such command" is forgiven, and only while
+# Documented commands whose module landed before it could register them (issue 15's write-back
+# waits for the CLI refactor, issue 14). Only "no such command" is forgiven, and only while
 # the command is missing: once registered, its options are checked like any other.
-PENDING = {("sfx-index", "write-meta"), ("sfx-index", "rename-ucs"), ("sfx-index", "undo"),
-           ("sfx-index", "model"), ("sfx-search", "mcp")}
+PENDING = {("sfx-index", "write-meta"), ("sfx-index", "rename-ucs"), ("sfx-index", "undo")}
 
 
 def doc_files() -> list[Path]:

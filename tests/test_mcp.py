@@ -102,11 +102,7 @@ def test_sfx_search_mcp_over_stdio(built, tiny_clap):
 
     index, files = built
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    from search.cli import main as search_main
-
-    # `sfx-search mcp` once registered (after the CLI refactor, issue 14); the command's module until then
-    start = ["-m", "search.cli", "mcp"] if "mcp" in search_main.commands else ["-m", "search.mcp_cli"]
     params = StdioServerParameters(command=sys.executable, env=env,
-                                   args=[*start, "--index", str(index), "--model", str(tiny_clap)])
+                                   args=["-m", "search.cli", "mcp", "--index", str(index), "--model", str(tiny_clap)])
     _, (res,) = _run(params, [("similar", {"path": str(files["long"]), "n": 1})])
     assert not res.is_error and res.structured_content["results"][0]["path"] == str(files["long"])
