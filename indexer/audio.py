@@ -36,6 +36,7 @@ import soundfile as sf
 import soxr
 
 from .config import HOP_S, SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
+from .decoder_log import captured, claimed_text, summary, unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,11 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
             raise DecodeError("no audio frames (zero-length file)")
     except OSError as e:
         raise DecodeError(f"cannot read file: {_one_line(e)}") from e
+    said: list[str] = []
     try:
         # Bytes, not str: libsndfile gets the name as it is on disk, even when it is not UTF-8.
-        return sf.SoundFile(os.fsencode(p))
-    except DecodeError:
-        raise
+        with captured(said):
+            f = sf.SoundFile(os.fsencode(p))
     except Exception as e:  # LibsndfileError, RuntimeError, TypeError on odd headers
         hint = _UNSUPPORTED.get(p.suffix.lower())
         if hint:
@@ -99,7 +100,16 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         # soundfile prefixes the path; the failure report already shows it.
         for shown in (repr(str(p)), repr(os.fsencode(p))):
             reason = reason.replace(f"Error opening {shown}: ", "")
-        raise DecodeError(f"not a readable audio file: {reason}") from e
+        raise DecodeError(unreadable_reason(p, reason, said)) from e
+    if said:
+        log.debug("%s: decoder said on opening: %s", path, summary(said))
+    return f
+
+
+def _read(f: sf.SoundFile, frames: int, said: list[str]) -> np.ndarray:
+    """One block, with what the decoder prints kept in `said` instead of on the terminal."""
+    with captured(said):
+        return f.read(frames, dtype="float32", always_2d=True)
 
 
 def _container(fmt: str) -> str:
@@ -192,12 +202,15 @@ def iter_mono_48k(
             sr, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY
         )
         decoded = 0
+        said: list[str] = []
         while True:
             try:
-                block = f.read(block_frames, dtype="float32", always_2d=True)
+                block = _read(f, block_frames, said)
             except Exception as e:
+                extra = f"; decoder: {summary(said)}" if said else ""
                 raise DecodeError(
-                    f"decode failed part way (truncated or corrupt?) after {decoded} of {claimed} frames: {_one_line(e)}"
+                    f"decoding stopped at {decoded / sr:.1f} s ({claimed_text(claimed, sr)}): the file is "
+                    f"truncated or damaged there ({_one_line(e)}){extra}"
                 ) from e
             n = len(block)
             if n == 0:
@@ -222,9 +235,13 @@ def iter_mono_48k(
                     on_mono(out)
                 yield out
         if decoded == 0:
-            raise DecodeError(f"no audio frames decoded (header claims {claimed}; truncated or corrupt?)")
+            extra = f"; decoder: {summary(said)}" if said else ""
+            raise DecodeError(f"no audio could be decoded ({claimed_text(claimed, sr)}): "
+                              f"the file is truncated or damaged{extra}")
         if decoded < claimed:
             log.debug("%s: header claims %d frames, decoded %d; indexing what was decodable", path, claimed, decoded)
+        if said:
+            log.debug("%s: decoder said: %s", path, summary(said))
         if info_out is not None:
             info_out.update(frames=decoded, samplerate=sr)
 
@@ -324,10 +341,12 @@ def load_segment(
         sr = int(f.samplerate)
         a = min(max(0, int(math.floor(max(0.0, start_s) * sr))), f.frames)
         b = f.frames if end_s is None else min(f.frames, max(a, int(math.ceil(end_s * sr))))
+        said: list[str] = []
         try:
             if a:
-                f.seek(a)
-            x = f.read(b - a, dtype="float32", always_2d=True)
+                with captured(said):
+                    f.seek(a)
+            x = _read(f, b - a, said)
         except Exception as e:
             raise DecodeError(f"decode failed: {_one_line(e)}") from e
     if not np.isfinite(x).all():
