@@ -34,7 +34,8 @@ test-fast: install
 # The main job on a small generated library with the default model (laion/clap-htsat-fused).
 demo: install
 	$(BIN)/python scripts/make_demo_library.py $(DEMO)/library
-	$(BIN)/sfx-index build $(DEMO)/library --index $(DEMO)/index
+	@$(BIN)/sfx-index build $(DEMO)/library --index $(DEMO)/index || { \
+	  echo "make demo: the build stopped (the line above says why); without the model's weights, 'make demo-random' runs the same demo with a random-weight checkpoint" >&2; exit 1; }
 	$(BIN)/sfx-search "rain on a roof" --index $(DEMO)/index
 	$(BIN)/sfx-search "a short click" --index $(DEMO)/index
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -21,6 +22,10 @@ from indexer.options import CONTEXT, index_options, model_options, settings_from
 from . import render
 from .filters import Filters
 from .hygiene_cli import collapse_option
+from .results import NoMatches
+
+VERBOSE = re.compile(r"-v+|--verbose")
+
 
 class DefaultGroup(click.Group):
     """A group whose first argument, when it is not a command name, is the query text."""
@@ -28,11 +33,13 @@ class DefaultGroup(click.Group):
     default_command = "query"
 
     def parse_args(self, ctx, args):
+        # -v/--verbose belongs to the group wherever it is written (`sfx-search rain -v`).
+        cut = args.index("--") if "--" in args else len(args)
+        verbose = [a for a in args[:cut] if VERBOSE.fullmatch(a)]
+        args = [a for a in args[:cut] if not VERBOSE.fullmatch(a)] + args[cut:]
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
             args = [self.default_command, *args]
-        elif args and args[0] not in self.commands and args[0] in ("-h", "--help"):
-            pass
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, [*verbose, *args])
 
 
 def _click_type(spec):
@@ -93,11 +100,10 @@ def emit(results, *, as_json, as_paths, m3u, play, empty_hint="no results") -> N
     elif as_paths:
         for r in results:
             click.echo(os.fsencode(r.path) + b"\n", nl=False)  # the exact bytes of the name, for piping
-    else:
-        if results:
-            click.echo(render.table(results))
-        else:
-            click.echo(empty_hint, err=True)
+    elif results:
+        click.echo(render.table(results))
+    if not results:
+        click.echo(empty_hint, err=True)  # in every output mode: an empty answer exits 0, says why
     if play is not None:
         if not 1 <= play <= len(results):
             raise UserError(f"--play {play}: there are only {len(results)} results")
@@ -166,32 +172,36 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
     params = dict(text=text, n=n, mode=mode, not_text=not_text, filters=filters, collapse_copies=collapse_copies)
     from .remote import try_remote_search
 
-    results = try_remote_search(settings, params)
-    if results is None:
-        from indexer.runtime.prefetch import start_text_tower
+    hint = "no results: the index is empty or nothing matches; see 'sfx-index status'"
+    try:
+        results = try_remote_search(settings, params)
+        if results is None:
+            from indexer.runtime.prefetch import start_text_tower
 
-        # The text tower loads on a thread while the catalog's imports run (a cold start).
-        start_text_tower(settings.model, settings.device, settings.precision)
-        from .query import Library
+            # The text tower loads on a thread while the catalog's imports run (a cold start).
+            start_text_tower(settings.model, settings.device, settings.precision)
+            from .query import Library
 
-        with Library.from_settings(settings) as lib:
-            results = lib.search(text, n, filters=filters, mode=mode, not_text=not_text,
-                                 collapse_copies=collapse_copies)
-    emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play,
-         empty_hint="no results: the index is empty or nothing matches; see 'sfx-index status'")
+            with Library.from_settings(settings) as lib:
+                results = lib.search(text, n, filters=filters, mode=mode, not_text=not_text,
+                                     collapse_copies=collapse_copies)
+    except NoMatches as exc:
+        results, hint = [], str(exc)
+    emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play, empty_hint=hint)
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE[@S]...")
 @click.option("--start", type=float, metavar="S", help="Like the moment at S seconds of a single FILE.")
 @click.option("--unlike", multiple=True, metavar="FILE[@S]", help="Push away sounds like this (repeatable).")
+@click.option("--include-self", is_flag=True, help="Also list FILE itself (and identical copies of it).")
 @output_options
 @filter_options
 @index_options
 @model_options
 @user_errors
-def similar(files, start, unlike, n, as_json, as_paths, m3u, play, index_dir, db_url, model, device, precision,
-            **filter_values):
+def similar(files, start, unlike, include_self, n, as_json, as_paths, m3u, play, index_dir, db_url, model, device,
+            precision, **filter_values):
     """Find sounds like FILE (in the library or not), the moment at --start or FILE@S, or
     like several files at once (the mean of their windows, docs/feedback.md).
 
@@ -209,13 +219,17 @@ def similar(files, start, unlike, n, as_json, as_paths, m3u, play, index_dir, db
     settings = settings_from(index_dir, db_url, model, device, precision)
     filters = Filters.from_options(filter_values)
     like = [Example(path=files[0], start_s=start)] if start is not None else [parse_example(f) for f in files]
-    with Library.from_settings(settings) as lib:
-        if len(like) == 1 and not unlike:
-            e = like[0]
-            results = lib.similar(e.path, start_s=e.start_s, n=n, filters=filters)
-        else:
-            results = refine(lib, None, n, like=like, unlike=[parse_example(x) for x in unlike], filters=filters)
-    emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play)
+    hint = "no results: nothing else in the index; see 'sfx-index status'"
+    try:
+        with Library.from_settings(settings) as lib:
+            if len(like) == 1 and not unlike:
+                e = like[0]
+                results = lib.similar(e.path, start_s=e.start_s, n=n, filters=filters, include_self=include_self)
+            else:
+                results = refine(lib, None, n, like=like, unlike=[parse_example(x) for x in unlike], filters=filters)
+    except NoMatches as exc:
+        results, hint = [], str(exc)
+    emit(results, as_json=as_json, as_paths=as_paths, m3u=m3u, play=play, empty_hint=hint)
 
 
 def _register_optional() -> None:

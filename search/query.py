@@ -27,7 +27,7 @@ from indexer.index import Index
 from indexer.vectors import matmul
 
 from .filters import Filters
-from .results import Result
+from .results import NoMatches, Result
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +209,28 @@ class Library:
         n: int = 20,
         filters: Filters | None = None,
         collapse_copies: bool = False,
+        include_self: bool = False,
     ) -> list[Result]:
-        """Sounds like a file (in the catalog: stored vectors, no model call) or a moment of it."""
+        """Sounds like a file (in the catalog: stored vectors, no model call) or a moment of it.
+
+        The file itself (and its byte-identical copies) would rank first with score 1: it is
+        left out unless `include_self`.
+        """
         q = self.file_vector(path, file_id=file_id, start_s=start_s)
-        return self._finish(self.rank_files(q, self._want(n), self._allowed_files(filters)), n, collapse_copies)
+        skip = set() if include_self else self._same_file_ids(path, file_id)
+        ranked = self.rank_files(q, self._want(n) + len(skip), self._allowed_files(filters))
+        return self._finish([r for r in ranked if r[0] not in skip], n, collapse_copies)
+
+    def _same_file_ids(self, path, file_id) -> set[int]:
+        row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
+        if row is None and path is not None:
+            row = self.catalog.file_by_path(path)
+        if row is None:
+            return set()
+        same = {row.id}
+        if row.content_hash:
+            same.update(self.catalog.files_with_hash(row.content_hash))
+        return same
 
     def search_vector(self, q: np.ndarray, n: int = 20, *, filters: Filters | None = None) -> list[Result]:
         """Files ranked by their best chunk against a query vector (relevance feedback, search.feedback)."""
@@ -307,7 +325,7 @@ class Library:
             return None
         ids = filters.file_ids(self.catalog)
         if not ids:
-            raise UserError(f"no indexed file matches the filters ({filters.describe()})")
+            raise NoMatches(f"no results: no indexed file matches the filters ({filters.describe()})")
         return ids
 
     def _keyword_files(

@@ -57,7 +57,9 @@ def try_remote_search(settings, params: dict):
         return None
     except (OSError, ValueError):
         return None
-    from .results import Result
+    from .results import NoMatches, Result
 
+    if not payload.get("results") and payload.get("note"):
+        raise NoMatches(payload["note"])
     fields = Result.__dataclass_fields__
     return [Result(**{k: v for k, v in row.items() if k in fields}) for row in payload["results"]]

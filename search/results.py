@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from indexer.config import UserError
+
+
+class NoMatches(UserError):
+    """The filters leave no file to rank: an empty answer (exit 0), like a query nothing matches."""
+
 
 @dataclass
 class Result:

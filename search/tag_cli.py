@@ -76,6 +76,8 @@ def tag(ctx, labels, taxonomy, prompts, top_k, threshold, exclusive, agg, set_na
     ctx.obj = dict(index_dir=index_dir, db_url=db_url, model=model, device=device, precision=precision)
     if ctx.invoked_subcommand is not None:
         return
+    if labels is not None and not labels.strip(" ,\n\t"):
+        raise UserError('--labels is empty; give a labels file or a list like --labels "rain,wind,thunder"')
     if not (labels or taxonomy or head):
         click.echo(ctx.get_help())
         return

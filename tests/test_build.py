@@ -235,7 +235,7 @@ def test_float16_catalog_halves_vectors_and_search_reranks_with_them(settings, l
         index.catalog.ensure_vector_dtype("float32")
     index.close()
     with Library.from_settings(settings) as lib:
-        assert lib.similar(files["sweep"], n=1)[0].path == str(files["sweep"])
+        assert lib.similar(files["sweep"], n=1, include_self=True)[0].path == str(files["sweep"])
 
 
 def test_a_catalog_newer_than_the_code_is_refused(settings, library):
@@ -269,7 +269,7 @@ def test_compressed_index_reranks_from_a_float16_copy_and_matches_exact(settings
     assert vi.rerank is not None
     index.close()
     with Library.from_settings(settings) as lib:
-        assert lib.similar(files["sweep"], n=1)[0].path == str(files["sweep"])
+        assert lib.similar(files["sweep"], n=1, include_self=True)[0].path == str(files["sweep"])
 
 
 def test_a_noop_build_does_not_import_torch(settings, library):

@@ -50,7 +50,7 @@ def test_build_and_search_with_postgres_catalog(settings, library, postgres_url)
     assert index.catalog.dialect == "postgresql" and index.check()["ok"]
     index.close()
     with Library.from_settings(settings) as lib:
-        assert lib.similar(files["sweep"], n=1)[0].path == str(files["sweep"])
+        assert lib.similar(files["sweep"], n=1, include_self=True)[0].path == str(files["sweep"])
         assert lib.search("creak", n=1, mode="keyword")[0].path == str(files["sweep"])
     report = pipeline.build(settings, [str(root)], workers=1, progress=False)
     assert report.unchanged == len(files) and report.windows == 0

@@ -114,14 +114,14 @@ def test_similar_finds_itself_first_and_groups_duplicates(built):
     settings, root, files = built
     with Library.from_settings(settings) as lib:
         for key in ("low", "noise", "clicks", "sweep", "long"):
-            res = lib.similar(files[key], n=3)
+            res = lib.similar(files[key], n=3, include_self=True)
             assert res[0].path == str(files[key]), key
             assert res[0].score == pytest.approx(1.0, abs=1e-4)
-        res = lib.similar(files["tone"], n=3)
+        res = lib.similar(files["tone"], n=3, include_self=True)
         assert {res[0].path, *res[0].duplicates} == {str(files["tone"]), str(root / "tones" / "tone_440_copy.wav")}
         assert all(r.path != str(root / "tones" / "tone_440_copy.wav") for r in res[1:])
         # a moment of a long file: the chunk at 13 s is the best match, at offset 13 s
-        res = lib.similar(files["long"], start_s=14.0, n=1)
+        res = lib.similar(files["long"], start_s=14.0, n=1, include_self=True)
         assert res[0].path == str(files["long"]) and res[0].offset_s == pytest.approx(13.0)
 
 
@@ -131,7 +131,7 @@ def test_similar_in_catalog_does_not_call_the_model(built, monkeypatch):
 
     monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
     with Library.from_settings(settings) as lib:
-        assert lib.similar(files["sweep"], n=2)[0].path == str(files["sweep"])
+        assert lib.similar(files["sweep"], n=2, include_self=True)[0].path == str(files["sweep"])
 
 
 def test_similar_on_a_file_outside_the_library(built, tmp_path):

@@ -44,6 +44,7 @@ from indexer.filterspec import FILTERS
 
 from ..filters import Filters
 from ..query import MAX_QUERY_CHARS, MODES
+from ..results import NoMatches
 from . import media, writeback_routes
 from .files import FileService
 from .hygiene_routes import hygiene_routes
@@ -150,7 +151,7 @@ async def request_params(request: Request) -> dict:
             raise BadRequest("the body must be a JSON object")
         return data
     qp = request.query_params
-    data = {k: qp.get(k) for k in ("q", "n", "mode", "not", "file_id", "start") if k in qp}
+    data = {k: qp.get(k) for k in ("q", "n", "mode", "not", "file_id", "start", "include_self") if k in qp}
     data["filters"] = {}
     for spec in FILTERS:
         if spec.multiple:
@@ -181,6 +182,8 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
     async def results_response(fn, *args, **kwargs) -> JSONResponse:
         try:
             results = await run_in_threadpool(locked, fn, *args, **kwargs)
+        except NoMatches as exc:  # an empty answer, not a bad request
+            return JSONResponse({"results": [], "note": str(exc)})
         except UserError as exc:
             return error(400, str(exc))
         rows = await run_in_threadpool(files.describe_results, results)
@@ -213,8 +216,10 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
         await run_in_threadpool(files.row, fid)  # 404 for unknown ids
         start = _number(p.get("start"), "start", float, 0, 1e9)
         n = _number(p.get("n"), "n", int, 1, MAX_N) or 20
+        # The page shows the reference sound on top, to compare against (include_self=0 drops it).
+        include_self = str(p.get("include_self", "1")).lower() not in ("0", "false", "no")
         return await results_response(library.similar, file_id=fid, start_s=start, n=n,
-                                      filters=parse_filters(p.get("filters") or {}))
+                                      filters=parse_filters(p.get("filters") or {}), include_self=include_self)
 
     async def file_info(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(files.info, request.path_params["file_id"]))

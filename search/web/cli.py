@@ -35,9 +35,7 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
       sfx-search serve --index ~/SFX/.index --port 9000
       curl 'http://127.0.0.1:8765/api/search?q=door+creak&n=5'
     """
-    from ..query import Library
-    from .app import create_app
-    from .server import ServerFile, bind, is_loopback, make_server, url_for
+    from .server import is_loopback
 
     settings = settings_from(index_dir, db_url, model, device, precision)
     loopback = is_loopback(host)
@@ -48,6 +46,22 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
             err=True,
         )
     t0 = time.perf_counter()
+    try:
+        run(settings, host, port, open_browser, loopback, t0)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a server is stopped (uvicorn shuts down, then re-raises the signal),
+        # also while the model loads: not an abort.
+        pass
+    click.echo("sfx-search serve: stopped", err=True)
+    sys.stderr.flush()
+
+
+def run(settings, host: str, port: int, open_browser: bool, loopback: bool, t0: float) -> None:
+    """Load the index and the model, bind, serve until stopped; the hand-off file lives meanwhile."""
+    from ..query import Library
+    from .app import create_app
+    from .server import ServerFile, bind, make_server, url_for
+
     library = Library.from_settings(settings)
     try:
         # On a shared PostgreSQL catalog several servers (a team) read one index: no hand-off
@@ -77,9 +91,7 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
         click.echo(f"sfx-search serve: {url}  (index {settings.index_dir}, ready in "
                    f"{time.perf_counter() - t0:.1f} s; Ctrl-C to stop)", err=True)
         if open_browser:
-            import webbrowser
-
-            threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+            threading.Timer(0.5, open_page, args=(url,)).start()
         try:
             make_server(app, sock).run(sockets=[sock])
         finally:
@@ -88,4 +100,16 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
             sock.close()
     finally:
         library.close()
-    sys.stderr.flush()
+
+
+def open_page(url: str) -> bool:
+    """Open the page in the default browser; say so when this machine has none (a server, SSH)."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(url)
+    except Exception:  # webbrowser raises on some broken $BROWSER settings
+        opened = False
+    if not opened:
+        click.echo(f"--open: no web browser found on this machine; open {url} in a browser yourself", err=True)
+    return bool(opened)

@@ -120,6 +120,8 @@ class FileService:
             hi = download and row.subtype in HI_RES
             try:
                 wav = media.VirtualWav.open(row.path, start, end, bits=24 if hi else 16, keep_channels=download)
+            except media.RegionPastEnd as exc:
+                raise HTTPException(416, str(exc)) from None
             except Exception as exc:  # libsndfile's errors have no common base worth naming
                 raise HTTPException(422, f"cannot decode {Path(row.path).name}: {' '.join(str(exc).split())}") from None
             name = None

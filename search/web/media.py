@@ -100,6 +100,10 @@ def file_bytes(path: str, first: int, last: int) -> Iterator[bytes]:
             yield data
 
 
+class RegionPastEnd(ValueError):
+    """A region that starts at or after the file's end (the server answers 416); an end past it is clipped."""
+
+
 @dataclass
 class VirtualWav:
     """A WAV rendering of frames [start, end) of `path`: 16-bit stereo-or-mono for the browser,
@@ -119,6 +123,9 @@ class VirtualWav:
         with sf.SoundFile(os.fsencode(path)) as f:
             sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
         a = 0 if start_s is None else min(frames, max(0, int(math.floor(start_s * sr))))
+        if start_s is not None and a >= frames:
+            raise RegionPastEnd(f"the region starts at {start_s:g} s, at or after the end of the file "
+                                f"({frames / sr:.3f} s)")
         b = frames if end_s is None else min(frames, max(a, int(math.ceil(end_s * sr))))
         v = cls(path, sr, ch, a, b, bits, keep_channels)
         v.end = min(b, a + MAX_WAV_DATA // v.block_align)
