@@ -16,6 +16,7 @@ Byte-identical duplicates are grouped under their best-ranked copy.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -128,22 +129,55 @@ class Library:
                 f"this index was built with '{rec.model_id}'; query it with the same model (--model {rec.model_id})"
             )
 
-    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit text vectors, from the catalog's cache when this model has seen the text before."""
+    def text_vectors(self, texts: Sequence[str], *, shared: bool = False, progress: bool = False) -> np.ndarray:
+        """Unit text vectors, from the catalog's cache when this model has seen the text before.
+
+        `shared`: also look in (and fill) the machine-wide cache every index of this model
+        reads (label sets: search.shared_text_vectors). `progress`: a bar on stderr while
+        many texts are embedded.
+        """
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         key = self._model_key or self.model
         cached = self.catalog.cached_text_vectors(key, texts)
         missing = [t for t in dict.fromkeys(texts) if t not in cached]
+        store = list(missing)
+        machine = None
+        if missing and shared and self._model_key:
+            from .shared_text_vectors import SharedTextVectors
+
+            machine = SharedTextVectors(self._model_key)
+            cached.update(machine.get(missing))
+            missing = [t for t in missing if t not in cached]
         if missing:
-            vecs = self.encoder("text").embed_text(missing)
+            vecs = self._embed_texts(missing, progress)
             cached.update(zip(missing, vecs))
+            if machine is not None:
+                machine.put(missing, vecs)
+        if store:
+            vecs = np.stack([cached[t] for t in store])
             try:
-                self.catalog.store_text_vectors(key, missing, vecs)
+                self.catalog.store_text_vectors(key, store, vecs)
             except Exception as exc:  # a read-only index still answers queries
                 log.debug("could not cache text vectors: %s", exc)
         return np.stack([cached[t] for t in texts]).astype(np.float32)
+
+    TEXT_BATCH = 32
+
+    def _embed_texts(self, texts: list[str], progress: bool) -> np.ndarray:
+        encoder = self.encoder("text")
+        if not progress or len(texts) <= 2 * self.TEXT_BATCH:
+            return encoder.embed_text(texts)
+        from tqdm import tqdm
+
+        out = []
+        with tqdm(total=len(texts), desc="embedding label prompts", unit="prompt", file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            for i in range(0, len(texts), self.TEXT_BATCH):
+                out.append(encoder.embed_text(texts[i:i + self.TEXT_BATCH]))
+                bar.update(len(out[-1]))
+        return np.concatenate(out)
 
     @property
     def dim(self) -> int:

@@ -33,10 +33,14 @@ def _print_report(rep, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rep.as_json(), indent=2))
         return
+    tagged = rep.files if rep.tagged_files is None else rep.tagged_files
     click.echo(
-        f"tagged {rep.files} files ({rep.chunks} chunks) with {rep.labels} labels: {rep.tags} tags in set "
-        f"'{rep.set_name}' ({rep.source}, {rep.mode}, agg {rep.agg}) in {rep.seconds:.1f} s"
+        f"tagged {tagged} of {rep.files} files ({rep.chunks} chunks) with {rep.labels} labels: {rep.tags} tags "
+        f"in set '{rep.set_name}' ({rep.source}, {rep.mode}, agg {rep.agg}) in {rep.seconds:.1f} s"
     )
+    if tagged < rep.files:
+        click.echo(f"  {rep.files - tagged} files got no tag: no label scored above 0"
+                   + (f" or reached --threshold {rep.threshold}" if rep.threshold is not None else ""), err=True)
     for label, n in list(rep.label_counts.items())[:15]:
         click.echo(f"  {n:>7}  {label}")
 
@@ -90,7 +94,7 @@ def tag(ctx, labels, taxonomy, prompts, top_k, threshold, exclusive, agg, set_na
             labs = label_set(labels, taxonomy)
             name = set_name or (taxonomy or "labels")
             rep = tag_library(lib, labs, set_name=name, templates=load_templates(prompts), agg=agg,
-                              exclusive=exclusive, top_k=top_k, threshold=threshold)
+                              exclusive=exclusive, top_k=top_k, threshold=threshold, progress=True)
     _print_report(rep, as_json)
 
 

@@ -125,3 +125,34 @@ def test_ctrl_c_stops_serve_without_aborted(built, tmp_path):
             proc.kill()
     assert "Aborted" not in rest and "Traceback" not in rest, rest
     assert "stopped" in rest and proc.returncode == 0
+
+
+def test_tag_summary_counts_the_files_that_got_a_tag(built):
+    res = _run(built, "tag", "--labels", "rain,wind", "--threshold", "0.999", "--name", "strict")
+    assert res.exit_code == 0, res.output
+    n_files = len(built[1])
+    assert f"tagged 0 of {n_files} files" in res.stdout
+    assert f"{n_files} files got no tag" in res.stderr
+
+
+def test_long_label_sets_show_progress_and_are_embedded_once_per_model(built, tmp_path, tiny_clap, monkeypatch):
+    """A second index of the same model reuses the label vectors (no text model at all)."""
+    from conftest import make_library
+    from indexer import clap, pipeline
+    from indexer.config import Settings
+
+    labels = ",".join(f"sound number {i}" for i in range(40))  # 240 prompts with the default templates
+    res = _run(built, "tag", "--labels", labels, "--name", "many")
+    assert res.exit_code == 0, res.output
+    assert "embedding label prompts" in res.stderr and "240/240" in res.stderr
+
+    other = Settings(index_dir=tmp_path / "other-index", model=str(tiny_clap))
+    lib = make_library(tmp_path / "other")
+    for key in ("long", "clicks", "sweep", "noise"):
+        lib[key].unlink()
+    pipeline.build(other, [str(tmp_path / "other")], workers=1, progress=False)
+    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("text model loaded")))
+    res = CliRunner().invoke(search_cli.main, ["tag", "--labels", labels, "--name", "many",
+                                               "--index", str(other.index_dir), "--model", other.model])
+    assert res.exit_code == 0, res.output
+    assert "tagged" in res.stdout and "embedding label prompts" not in res.stderr

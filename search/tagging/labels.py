@@ -56,7 +56,11 @@ def parse_label_lines(lines: Sequence[str]) -> list[Label]:
 def load_labels(spec: str) -> list[Label]:
     """A labels file (one per line) or an inline comma-separated list "a,b,c"."""
     p = Path(spec).expanduser()
-    if p.is_file():
+    try:
+        is_file = p.is_file()
+    except OSError:  # a long inline list is no file name ("File name too long")
+        is_file = False
+    if is_file:
         labels = parse_label_lines(_lines(p))
         where = str(p)
     else:

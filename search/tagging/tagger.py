@@ -41,6 +41,7 @@ class TagReport:
     top_k: int | None
     threshold: float | None
     label_counts: dict[str, int] = field(default_factory=dict)
+    tagged_files: int | None = None  # files that got at least one tag (`files` were scored)
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -110,6 +111,7 @@ def tag_library(
     exclusive: bool = False,
     top_k: int | None = None,
     threshold: float | None = None,
+    progress: bool = False,
 ) -> TagReport:
     """Zero-shot tag every indexed file of `lib` (a search.Library) and store the set."""
     t0 = time.perf_counter()
@@ -117,10 +119,12 @@ def tag_library(
     if lib.catalog.get_model() is None:
         raise UserError("the index is empty; run 'sfx-index build LIBRARY' first")
     top_k, threshold = _resolve_selection(exclusive, top_k, threshold)
-    vecs = label_vectors(labels, templates, lib.text_vectors)
+    # Label prompts are shared by every index of the model, and embedding them can take minutes.
+    vecs = label_vectors(labels, templates, lambda t: lib.text_vectors(t, shared=True, progress=progress))
     scale = logit_scale_a(lib.model) if exclusive else None
     stats: dict = {}
     counts: dict[str, int] = {}
+    tagged: set[int] = set()
 
     def counted(rows):
         # A tag means score > 0 to the catalog's filters (a user's 0 is a rejection); a cosine
@@ -129,6 +133,7 @@ def tag_library(
             if r.score <= 0:
                 continue
             counts[r.label] = counts.get(r.label, 0) + 1
+            tagged.add(r.file_id)
             yield r
 
     rows = zero_shot_rows(lib.catalog, labels, vecs, agg=agg, exclusive=exclusive, logit_scale=scale,
@@ -138,7 +143,7 @@ def tag_library(
         set_name=set_name, source="zero-shot", model=lib.model, labels=len(labels), templates=len(templates),
         files=stats.get("files", 0), chunks=stats.get("chunks", 0), tags=n, seconds=round(time.perf_counter() - t0, 3),
         mode="exclusive" if exclusive else "multi-label", agg=agg, top_k=top_k, threshold=threshold,
-        label_counts=dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        label_counts=dict(sorted(counts.items(), key=lambda kv: -kv[1])), tagged_files=len(tagged),
     )
 
 
@@ -169,4 +174,5 @@ def tag_with_head(
         set_name=name, source="head", model=lib.model, labels=len(head.classes), templates=0, files=len(fids),
         chunks=0, tags=n, seconds=round(time.perf_counter() - t0, 3), mode="exclusive", agg="mean",
         top_k=top_k, threshold=threshold, label_counts=dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        tagged_files=len({int(fids[r]) for r in rows.tolist()}),
     )
