@@ -245,9 +245,9 @@ def test_cli_json_paths_and_m3u(built, tmp_path):
     assert out.exit_code == 0 and len(out.stdout.strip().splitlines()) == 2
     m3u = (tmp_path / "p.m3u").read_text()
     assert m3u.startswith("#EXTM3U") and "#EXTVLCOPT:start-time=" in m3u
-    out = runner.invoke(search_cli.main, ["similar", str(files["low"]), "-n", "1", "--paths", *args])
+    out = runner.invoke(search_cli.main, ["similar", str(files["low"]), "-n", "1", "--paths", "--include-self", *args])
     assert out.stdout.strip() == str(files["low"])
     out = runner.invoke(search_cli.main, ["rain", "--ext", "mp3", *args])
-    assert out.exit_code == 1 and "no indexed file matches" in out.output
+    assert out.exit_code == 0 and out.stdout == "" and "no indexed file matches" in out.stderr
     out = runner.invoke(search_cli.main, ["   ", *args])
     assert out.exit_code == 1 and "give a description" in out.output
