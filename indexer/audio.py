@@ -1,10 +1,12 @@
-"""Decoding for the index: any libsndfile format -> 48 kHz mono float32 -> 10 s windows.
+"""Decoding for the index: any audio a DAW opens -> 48 kHz mono float32 -> 10 s windows.
 
 Owns the audio contract of the write path (DESIGN.md "Windows"):
 
-- decode with soundfile in blocks, downmix by the mean of the channels, resample with a
-  streaming soxr resampler (HQ), so memory stays bounded whatever the file length (a 2 GB
-  RF64 or a one-hour recording uses a few MB);
+- decode in blocks with soundfile (libsndfile), or with FFmpeg through PyAV
+  (`indexer.av_decode`) for what libsndfile refuses (M4A/AAC/ALAC, WavPack, odd MP3s);
+  downmix by the mean of the channels, resample with a streaming soxr resampler (HQ), so
+  memory stays bounded whatever the file length (a 2 GB RF64 or a one-hour recording uses a
+  few MB);
 - a file of <= 10 s is one window, repeat-padded exactly like transformers'
   ClapFeatureExtractor ``padding="repeatpad"``;
 - a longer file is cut into full windows at ``k * hop``; the last window is end-aligned
@@ -12,13 +14,15 @@ Owns the audio contract of the write path (DESIGN.md "Windows"):
 
 Decisions about bad input (the pipeline records a DecodeError as the file's failure):
 
-- libsndfile cannot open it (WavPack, M4A, a PNG named .wav, random bytes, a truncated
-  header) -> DecodeError with a one-line reason;
+- neither decoder can open it (a PNG named .wav, random bytes, a truncated header) ->
+  DecodeError with a one-line reason a person understands (`indexer.decoder_log`);
 - zero frames (a zero-length file, a header with an empty data chunk) -> DecodeError
   "no audio frames";
-- the header claims more frames than the file holds (truncated data, a lying length):
-  libsndfile returns fewer frames, and we index what was decodable (logged at debug); the
-  windows then describe the real length. A read that *raises* part way is a DecodeError;
+- the file breaks part way (an interrupted copy: the header claims more than the file holds,
+  or the decoder raises after some blocks): the windows of what decoded are indexed, and
+  `info_out` says where it broke ("truncated_at_s") so the file can be marked truncated;
+- what the C decoders print (libmpg123's notes) is captured, not written over the progress
+  bar, and kept in the failure reason;
 - NaN/Inf samples of float files become 0 (not an error).
 """
 
@@ -36,7 +40,9 @@ import soundfile as sf
 import soxr
 
 from .config import HOP_S, SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
-from .decoder_log import captured, claimed_text, summary, unreadable_reason
+from . import av_decode
+from .truncation import declared_ratio
+from .decoder_log import captured, claimed_text, sniff, summary, unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +68,9 @@ class AudioInfo:
     channels: int
     frames: int
     duration_s: float
-    container: str  # WAV, RF64, W64, AIFF, FLAC, OGG, MP3, CAF, AU, ...
-    subtype: str  # PCM_16, PCM_24, FLOAT, DOUBLE, VORBIS, OPUS, MPEG_LAYER_III, ...
+    container: str  # WAV, RF64, W64, AIFF, FLAC, OGG, MP3, CAF, AU, MP4, WAVPACK, ...
+    subtype: str  # PCM_16, PCM_24, FLOAT, DOUBLE, VORBIS, OPUS, MPEG_LAYER_III, AAC, ALAC, ...
+    decoder: str = "libsndfile"  # or "ffmpeg" (indexer.av_decode) for what libsndfile refuses
 
 
 @dataclass
@@ -93,14 +100,23 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
         with captured(said):
             f = sf.SoundFile(os.fsencode(p))
     except Exception as e:  # LibsndfileError, RuntimeError, TypeError on odd headers
-        hint = _UNSUPPORTED.get(p.suffix.lower())
-        if hint:
-            raise DecodeError(hint) from e
         reason = _one_line(e)
         # soundfile prefixes the path; the failure report already shows it.
         for shown in (repr(str(p)), repr(os.fsencode(p))):
             reason = reason.replace(f"Error opening {shown}: ", "")
-        raise DecodeError(unreadable_reason(p, reason, said)) from e
+        reason = unreadable_reason(p, reason, said)
+        if sniff(p) == "zeros" or not av_decode.available():
+            hint = _UNSUPPORTED.get(p.suffix.lower())
+            raise DecodeError(hint + " (pip install av reads it)" if hint else reason) from e
+        try:  # what libsndfile refuses, FFmpeg may read (M4A, WavPack, odd MP3s)
+            src = av_decode.AvSource(p)
+        except av_decode.AvError as e2:
+            log.debug("%s: FFmpeg cannot read it either: %s", path, e2)
+            if p.suffix.lower() in _UNSUPPORTED:
+                reason = f"neither libsndfile nor FFmpeg reads this {p.suffix.lower()} file (FFmpeg: {e2})"
+            raise DecodeError(reason) from e
+        log.debug("%s: libsndfile refused it (%s); decoded by FFmpeg", path, reason)
+        return src
     if said:
         log.debug("%s: decoder said on opening: %s", path, summary(said))
     return f
@@ -119,22 +135,46 @@ def _container(fmt: str) -> str:
 def _check(f: sf.SoundFile) -> None:
     if f.samplerate <= 0 or f.channels <= 0:
         raise DecodeError(f"invalid header (samplerate={f.samplerate}, channels={f.channels})")
-    if f.frames <= 0:
+    if f.frames <= 0 and _decoder(f) != av_decode.DECODER:  # FFmpeg may not know the length
         raise DecodeError("no audio frames")
 
 
+def _decoder(f) -> str:
+    return getattr(f, "decoder", "libsndfile")
+
+
 def probe(path: str | os.PathLike) -> AudioInfo:
-    """Header facts without decoding; DecodeError if libsndfile cannot open the file."""
+    """Header facts without decoding (FFmpeg's files of unstated length are counted by decoding);
+    DecodeError if neither decoder can open the file."""
     with _open(path) as f:
         _check(f)
+        frames = int(f.frames)
+        if frames <= 0:
+            frames = _count_frames(f)
+            if frames <= 0:
+                raise DecodeError("no audio frames")
         return AudioInfo(
             samplerate=int(f.samplerate),
             channels=int(f.channels),
-            frames=int(f.frames),
-            duration_s=f.frames / f.samplerate,
+            frames=frames,
+            duration_s=frames / f.samplerate,
             container=_container(f.format),
             subtype=f.subtype,
+            decoder=_decoder(f),
         )
+
+
+def _count_frames(f) -> int:
+    said: list[str] = []
+    n = 0
+    try:
+        while True:
+            block = _read(f, BLOCK_SAMPLES, said)
+            if not len(block):
+                return n
+            n += len(block)
+    except Exception:
+        return n
 
 
 def _n_samples(duration_s: float) -> int:
@@ -189,7 +229,9 @@ def iter_mono_48k(
 ) -> Iterator[np.ndarray]:
     """The file as consecutive chunks of 48 kHz mono float32 (streamed; bounded memory).
 
-    `info_out`, if given, receives "frames" (decoded input frames) and "samplerate" at the end.
+    `info_out`, if given, receives at the end "frames" (decoded input frames), "samplerate",
+    "decoder", and for a file that breaks part way (an interrupted copy) "truncated_at_s" and
+    "truncated_reason": what decoded before the break is yielded, not thrown away.
     `on_block(block, samplerate)` sees every decoded block at the file's own rate and channels,
     (frames, channels) float32 with NaN/Inf made 0, before the downmix; `on_mono(chunk)` every
     chunk yielded. They let a reader measure the file in the same pass (indexer.analysis).
@@ -197,21 +239,27 @@ def iter_mono_48k(
     with _open(path) as f:
         _check(f)
         sr, ch, claimed = int(f.samplerate), int(f.channels), int(f.frames)
+        ratio = declared_ratio(path) if _decoder(f) == "libsndfile" else None
+        if ratio is not None and ratio > 1.0 and claimed < 2**62:
+            claimed = int(claimed * ratio)  # the data chunk declares more than the file holds
         block_frames = max(1024, BLOCK_SAMPLES // ch)
         rs = None if sr == SAMPLE_RATE else soxr.ResampleStream(
             sr, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY
         )
         decoded = 0
         said: list[str] = []
+        broke = None
         while True:
             try:
                 block = _read(f, block_frames, said)
             except Exception as e:
                 extra = f"; decoder: {summary(said)}" if said else ""
-                raise DecodeError(
-                    f"decoding stopped at {decoded / sr:.1f} s ({claimed_text(claimed, sr)}): the file is "
-                    f"truncated or damaged there ({_one_line(e)}){extra}"
-                ) from e
+                broke = (f"decoding stopped at {decoded / sr:.1f} s ({claimed_text(claimed, sr)}): the file is "
+                         f"truncated or damaged there ({_one_line(e)}){extra}")
+                if decoded == 0:
+                    raise DecodeError(broke) from e
+                log.debug("%s: %s; indexing what decoded", path, broke)
+                break
             n = len(block)
             if n == 0:
                 break
@@ -238,12 +286,24 @@ def iter_mono_48k(
             extra = f"; decoder: {summary(said)}" if said else ""
             raise DecodeError(f"no audio could be decoded ({claimed_text(claimed, sr)}): "
                               f"the file is truncated or damaged{extra}")
-        if decoded < claimed:
-            log.debug("%s: header claims %d frames, decoded %d; indexing what was decodable", path, claimed, decoded)
+        if broke is None and getattr(f, "length_exact", True) and _short(decoded, claimed, sr):
+            broke = (f"the file ends at {decoded / sr:.1f} s but {claimed_text(claimed, sr)} "
+                     f"(an interrupted copy?)")
+            log.debug("%s: %s; indexing what was decodable", path, broke)
         if said:
             log.debug("%s: decoder said: %s", path, summary(said))
         if info_out is not None:
-            info_out.update(frames=decoded, samplerate=sr)
+            info_out.update(frames=decoded, samplerate=sr, decoder=_decoder(f))
+            if broke is not None:
+                info_out.update(truncated_at_s=round(decoded / sr, 3), truncated_reason=broke)
+
+
+def _short(decoded: int, claimed: int, sr: int) -> bool:
+    """Decoded clearly less than the header states (an MP3's estimated length may be a little off)."""
+    if claimed <= 0 or claimed >= 2**62:
+        return False
+    missing = claimed - decoded
+    return missing > 0.02 * claimed and missing > 0.1 * sr
 
 
 class _Tail:
@@ -279,12 +339,14 @@ def iter_windows(
     path: str | os.PathLike,
     *,
     hop_s: float = HOP_S,
+    info_out: dict | None = None,
     on_block: Callable[[np.ndarray, int], None] | None = None,
     on_mono: Callable[[np.ndarray], None] | None = None,
 ) -> Iterator[Window]:
     """10 s windows of 48 kHz mono float32, streamed from the file (see module docstring).
 
-    Raises DecodeError (possibly after some windows were yielded, if decoding fails part way).
+    Raises DecodeError when nothing decodes. A file that breaks part way gives the windows of
+    what decoded; `info_out` (see iter_mono_48k) then says where it broke.
     `on_block` / `on_mono`: see iter_mono_48k.
     """
     W = WINDOW_SAMPLES
@@ -295,7 +357,7 @@ def iter_windows(
     next_start = 0
     index = 0
     last_end = 0
-    meta: dict = {}
+    meta: dict = {} if info_out is None else info_out
     for chunk in iter_mono_48k(path, info_out=meta, on_block=on_block, on_mono=on_mono):
         # Keep everything from the next window start, and always the last W samples
         # (the end-aligned final window may reach back into emitted windows).
@@ -339,14 +401,15 @@ def load_segment(
     with _open(path) as f:
         _check(f)
         sr = int(f.samplerate)
-        a = min(max(0, int(math.floor(max(0.0, start_s) * sr))), f.frames)
-        b = f.frames if end_s is None else min(f.frames, max(a, int(math.ceil(end_s * sr))))
+        total = int(f.frames) if 0 < f.frames < 2**62 else 2**62  # FFmpeg may not know the length
+        a = min(max(0, int(math.floor(max(0.0, start_s) * sr))), total)
+        b = total if end_s is None else min(total, max(a, int(math.ceil(end_s * sr))))
         said: list[str] = []
         try:
             if a:
                 with captured(said):
                     f.seek(a)
-            x = _read(f, b - a, said)
+            x = _read(f, -1 if b == 2**62 else b - a, said)
         except Exception as e:
             raise DecodeError(f"decode failed: {_one_line(e)}") from e
     if not np.isfinite(x).all():

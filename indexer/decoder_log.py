@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 # Prefixes libmpg123, libsndfile and FFmpeg put on what they print.
-_DECODER_LINE = re.compile(r"^\s*(Note|Warning|Error|\[[\w/.:-]+[\] ]|mpg123|\[mp3|\[mov|\[aac|big_values|"
+_DECODER_LINE = re.compile(r"^\s*(Note|Warning|Error|\[[^\]]{1,160}\]|mpg123|big_values|"
                            r"Illegal|Xing|dequantization|Trying to resync|Hit end|Frame|Decoder|part2_3)", re.I)
 MAX_REASON_CHARS = 240
 

@@ -1,0 +1,121 @@
+"""Files a DAW opens, we open: FFmpeg (PyAV) behind libsndfile, and files cut off part way.
+
+The files are generated with PyAV's own encoders (AAC, ALAC, WavPack, MP3 in Matroska) or
+with soundfile, then damaged the way copies and tag editors damage them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from indexer import audio
+
+av = pytest.importorskip("av")
+
+SR = 48000
+
+
+def tone(seconds: float, channels: int = 1, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    x = (0.5 * np.sin(2 * np.pi * 440 * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.7 * t))).astype(np.float32) * 0.7
+    return np.tile(x, (channels, 1))  # (channels, frames)
+
+
+def encode(path, codec: str, x: np.ndarray, sr: int = SR, fmt: str | None = None, sample_fmt: str | None = None):
+    """Write (channels, frames) float32 with one of FFmpeg's encoders; returns the path."""
+    layout = "mono" if x.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=sr)
+        s.layout = layout
+        target = sample_fmt or s.codec_context.codec.audio_formats[0].name
+        s.codec_context.format = target
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="fltp", layout=layout)
+        frame.sample_rate = sr
+        for f in av.AudioResampler(format=target, layout=layout, rate=sr).resample(frame):
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("name, codec, container, subtype, kw", [
+    ("take.m4a", "aac", "MP4", "AAC", {}),
+    ("take_alac.m4a", "alac", "MP4", "ALAC", {"sample_fmt": "s16p"}),
+    ("take.wv", "wavpack", "WAVPACK", "WAVPACK", {"sample_fmt": "s16p"}),
+    ("take.mka", "libmp3lame", "MKA", "MPEG_LAYER_III", {}),
+])
+def test_formats_libsndfile_refuses_are_decoded_by_ffmpeg(tmp_path, name, codec, container, subtype, kw):
+    x = tone(12.5, channels=2)
+    p = encode(tmp_path / name, codec, x, **kw)
+    with pytest.raises(Exception):
+        sf.info(str(p))  # libsndfile refuses it: the second decoder is what reads it
+    info = audio.probe(p)
+    assert (info.decoder, info.container, info.subtype, info.channels) == ("ffmpeg", container, subtype, 2)
+    assert info.duration_s == pytest.approx(12.5, abs=0.1)
+    meta: dict = {}
+    windows = list(audio.iter_windows(p, info_out=meta))
+    assert [round(w.start_s, 1) for w in windows] == [0.0, pytest.approx(2.5, abs=0.1)]
+    assert meta["decoder"] == "ffmpeg" and "truncated_at_s" not in meta
+    mono = audio.decode_mono_48k(p)
+    ref = x.mean(axis=0)
+    n = min(len(mono), len(ref))
+    lossless = codec in ("alac", "wavpack")
+    if lossless:
+        assert np.abs(mono[:n] - ref[:n]).max() < 1e-3
+    else:  # a lossy codec delays and colours the signal: it still carries the same tone
+        seg = mono[SR:3 * SR]
+        peak_hz = np.argmax(np.abs(np.fft.rfft(seg))) * SR / len(seg)
+        assert peak_hz == pytest.approx(440, abs=2)
+        assert np.sqrt((seg ** 2).mean()) == pytest.approx(np.sqrt((ref[SR:3 * SR] ** 2).mean()), rel=0.2)
+
+
+def test_an_mp3_libsndfile_rejects_but_a_daw_plays(tmp_path, capfd):
+    """Zero padding a tag editor left after the ID3 tag: libmpg123 gives up after 64 KB of it."""
+    plain = tmp_path / "plain.mp3"
+    sf.write(plain, tone(3.0)[0], SR)
+    tag = b"ID3\x04\x00\x00\x00\x00\x00\x10" + b"TIT2\x00\x00\x00\x06\x00\x00\x03hello"
+    odd = tmp_path / "odd_tag.mp3"
+    odd.write_bytes(tag + b"\0" * 70000 + plain.read_bytes())
+    with pytest.raises(Exception):
+        sf.info(str(odd))
+    capfd.readouterr()  # what libmpg123 printed just now, when called directly
+    info = audio.probe(odd)
+    assert info.decoder == "ffmpeg" and info.container == "MP3"
+    assert info.duration_s == pytest.approx(3.0, abs=0.1)  # counted, not FFmpeg's bit-rate estimate
+    meta: dict = {}
+    assert len(list(audio.iter_windows(odd, info_out=meta))) == 1 and "truncated_at_s" not in meta
+    assert "libmpg123" not in capfd.readouterr().err
+
+
+def test_segments_of_an_ffmpeg_file_match_the_whole_decode(tmp_path):
+    p = encode(tmp_path / "long.m4a", "aac", tone(25.0, channels=2))
+    whole, sr = audio.load_segment(p)
+    for start in (0.0, 5.0, 12.3, 20.0):
+        part, sr2 = audio.load_segment(p, start, start + 1.0)
+        a = int(start * sr)
+        assert sr2 == sr and part.shape == (48000, 2)
+        np.testing.assert_allclose(part, whole[a:a + len(part)], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac", "wv"])
+def test_a_file_cut_off_part_way_gives_what_decoded_and_says_where(tmp_path, kind):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, SR * 25)).astype(np.float32)
+    whole = tmp_path / f"whole.{kind}"
+    if kind == "wv":
+        encode(whole, "wavpack", x, sample_fmt="s16p")
+    else:
+        sf.write(whole, x.T, SR)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{kind}"
+    cut.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    meta: dict = {}
+    windows = list(audio.iter_windows(cut, info_out=meta))
+    assert len(windows) >= 1
+    assert 8.0 < meta["truncated_at_s"] < 14.0
+    assert "25.0 s" in meta["truncated_reason"]
+    meta = {}
+    list(audio.iter_windows(whole, info_out=meta))
+    assert "truncated_at_s" not in meta
