@@ -39,10 +39,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .config import HOP_S, SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
 from . import av_decode
-from .truncation import declared_ratio
+from .config import HOP_S, SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
 from .decoder_log import captured, claimed_text, sniff, summary, unreadable_reason
+from .truncation import declared_ratio
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,23 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     if said:
         log.debug("%s: decoder said on opening: %s", path, summary(said))
     return f
+
+
+def open_audio(path: str | os.PathLike):
+    """An open decoder with SoundFile's reading surface (samplerate, channels, frames, format,
+    subtype, read, seek, close; `decoder` says which): libsndfile, else FFmpeg. Its `frames`
+    is 0 when FFmpeg knows no exact length (see `frames_of`). DecodeError when neither reads it."""
+    return _open(path)
+
+
+def frames_of(f) -> int:
+    """The length of an open decoder in frames, counted by decoding when the header gives none
+    (leaves it at its start)."""
+    if 0 < f.frames < 2**62:
+        return int(f.frames)
+    n = _count_frames(f)
+    f.seek(0)
+    return n
 
 
 def _read(f: sf.SoundFile, frames: int, said: list[str]) -> np.ndarray:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # them as failed with a reason instead of silently ignoring part of a library.
 AUDIO_EXTENSIONS = frozenset(
     {"wav", "bwf", "rf64", "w64", "aif", "aiff", "aifc", "flac", "ogg", "oga", "opus",
-     "mp3", "caf", "au", "snd", "wv", "m4a"}
+     "mp3", "caf", "au", "snd", "wv", "m4a", "mka", "aac"}
 )
 
 HASH_BLOCK = 1 << 20

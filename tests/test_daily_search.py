@@ -19,6 +19,7 @@ from search import cli as search_cli
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_clap):
     from conftest import make_library
+
     from indexer import pipeline
     from indexer.config import Settings
 
@@ -138,6 +139,7 @@ def test_tag_summary_counts_the_files_that_got_a_tag(built):
 def test_long_label_sets_show_progress_and_are_embedded_once_per_model(built, tmp_path, tiny_clap, monkeypatch):
     """A second index of the same model reuses the label vectors (no text model at all)."""
     from conftest import make_library
+
     from indexer import clap, pipeline
     from indexer.config import Settings
 

@@ -119,3 +119,34 @@ def test_a_file_cut_off_part_way_gives_what_decoded_and_says_where(tmp_path, kin
     meta = {}
     list(audio.iter_windows(whole, info_out=meta))
     assert "truncated_at_s" not in meta
+
+
+def test_an_index_holds_m4a_and_wavpack_and_the_page_plays_them(tmp_path, tiny_clap):
+    import io
+
+    from starlette.testclient import TestClient
+
+    from indexer import pipeline
+    from indexer.config import Settings
+    from search.query import Library
+    from search.web.app import create_app
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = {"m4a": encode(lib / "door.m4a", "aac", tone(3.0, 2)),
+             "wv": encode(lib / "hum.wv", "wavpack", tone(2.0, 2), sample_fmt="s16p")}
+    settings = Settings(index_dir=tmp_path / "index", model=str(tiny_clap))
+    report = pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    assert report.new == 2 and report.failed == 0, report.failures
+    with Library.from_settings(settings) as library:
+        rows = {k: library.catalog.file_by_path(p) for k, p in files.items()}
+        assert (rows["m4a"].container, rows["wv"].container) == ("MP4", "WAVPACK")
+        with TestClient(create_app(library, index_dir=settings.index_dir, allowed_hosts=["testserver"])) as c:
+            for key, row in rows.items():
+                r = c.get(f"/api/files/{row.id}/audio")
+                assert r.status_code == 200 and r.headers["content-type"] == "audio/wav", key
+                data, sr = sf.read(io.BytesIO(r.content))
+                assert len(data) / sr == pytest.approx(row.duration_s, abs=0.05)
+                r = c.get(f"/api/files/{row.id}/audio", params={"start": 1.0, "end": 1.5, "download": 1})
+                assert r.status_code == 200 and len(sf.read(io.BytesIO(r.content))[0]) == 24000
+                assert c.get(f"/api/files/{row.id}/waveform").status_code == 200

@@ -9,8 +9,6 @@ AIFF therefore costs one small read, and memory stays bounded whatever the file 
 
 from __future__ import annotations
 
-import os
-
 import math
 import re
 import struct
@@ -18,7 +16,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import soundfile as sf
+
+from indexer.audio import frames_of, open_audio
 
 CHUNK_BYTES = 1 << 16
 MAX_WAV_DATA = 0xFFFFFFFF - 256  # RIFF sizes are 32-bit
@@ -120,8 +119,8 @@ class VirtualWav:
     @classmethod
     def open(cls, path: str, start_s: float | None, end_s: float | None, *, bits: int = 16,
              keep_channels: bool = False) -> "VirtualWav":
-        with sf.SoundFile(os.fsencode(path)) as f:
-            sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
+        with open_audio(path) as f:
+            sr, ch, frames = int(f.samplerate), int(f.channels), frames_of(f)
         a = 0 if start_s is None else min(frames, max(0, int(math.floor(start_s * sr))))
         if start_s is not None and a >= frames:
             raise RegionPastEnd(f"the region starts at {start_s:g} s, at or after the end of the file "
@@ -176,7 +175,7 @@ class VirtualWav:
         skip = (first - len(header)) - f0 * ba
         keep = last - first + 1
         step = max(1, CHUNK_BYTES // ba)
-        with sf.SoundFile(os.fsencode(self.path)) as f:
+        with open_audio(self.path) as f:
             pos = self.start + f0
             stop = self.start + f1
             if pos:

@@ -16,7 +16,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from indexer.audio import frames_of, open_audio
 
 BINS = 2048  # peaks kept per file; images of any width up to this are resampled from them
 BLOCK_FRAMES = 1 << 16
@@ -50,15 +51,16 @@ def compute_peaks(path: str | os.PathLike, bins: int = BINS) -> np.ndarray:
     hi = np.zeros(bins, np.float32)
     sq = np.zeros(bins, np.float64)
     cnt = np.zeros(bins, np.int64)
-    with sf.SoundFile(os.fsencode(path)) as f:
-        total = max(1, f.frames)
+    with open_audio(path) as f:  # libsndfile, or FFmpeg for M4A, WavPack...
+        total = max(1, frames_of(f))
         pos = 0
         first = np.ones(bins, bool)
-        for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+        while True:
+            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             x = np.nan_to_num(block.mean(axis=1))
             n = len(x)
             if not n:
-                continue
+                break
             b = np.minimum((np.arange(pos, pos + n, dtype=np.int64) * bins) // total, bins - 1)
             starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
             idx = b[starts]
