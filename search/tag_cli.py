@@ -39,8 +39,7 @@ def _print_report(rep, as_json: bool) -> None:
         f"in set '{rep.set_name}' ({rep.source}, {rep.mode}, agg {rep.agg}) in {rep.seconds:.1f} s"
     )
     if tagged < rep.files:
-        click.echo(f"  {rep.files - tagged} files got no tag: no label scored above 0"
-                   + (f" or reached --threshold {rep.threshold}" if rep.threshold is not None else ""), err=True)
+        click.echo(f"  {rep.files - tagged} files got no tag: no label reached --threshold {rep.threshold}", err=True)
     for label, n in list(rep.label_counts.items())[:15]:
         click.echo(f"  {n:>7}  {label}")
 

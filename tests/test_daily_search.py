@@ -158,3 +158,24 @@ def test_long_label_sets_show_progress_and_are_embedded_once_per_model(built, tm
                                                "--index", str(other.index_dir), "--model", other.model])
     assert res.exit_code == 0, res.output
     assert "tagged" in res.stdout and "embedding label prompts" not in res.stderr
+
+
+def test_top_k_keeps_k_labels_per_file_even_with_cosines_at_or_below_zero(built, tmp_path):
+    labels = ",".join(f"label {i}" for i in range(12))
+    res = _run(built, "tag", "--labels", labels, "--top-k", "12", "--name", "all12")
+    assert res.exit_code == 0, res.output
+    n_files = len(built[1])
+    assert f"tagged {n_files} of {n_files} files" in res.stdout and f"{12 * n_files} tags" in res.stdout
+    out = tmp_path / "tags.csv"
+    res = CliRunner().invoke(search_cli.main, ["tag", "export", "--csv", str(out), "--name", "all12",
+                                               "--index", str(built[0].index_dir)])
+    assert res.exit_code == 0, res.output
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 12 * n_files
+    scores = [float(r["score"]) for r in rows]
+    assert min(scores) <= 0  # random weights: cosines at or below zero, and kept all the same
+    worst = min(rows, key=lambda r: float(r["score"]))
+    res = _run(built, "rain", "--tag", worst["label"], "--paths", "-n", "20")
+    assert worst["path"] in res.stdout.splitlines()

@@ -112,7 +112,10 @@ def tagged_query(t, labels: Sequence[str]):
     low = [x.lower() for x in labels]
     label_match = sa.or_(sa.func.lower(t.c.label).in_(low), sa.func.lower(t.c.cat_id).in_(low))
     rejected = sa.select(t.c.file_id).where(label_match, t.c.source == "user", t.c.score <= 0)
-    return sa.select(t.c.file_id).where(label_match, t.c.score > 0, t.c.file_id.not_in(rejected))
+    # A machine tag is a tag whatever its score (a top-k label may have a cosine <= 0); a
+    # user's row is a decision: score 1 accepted, 0 rejected.
+    kept = sa.or_(t.c.source != "user", t.c.score > 0)
+    return sa.select(t.c.file_id).where(label_match, kept, t.c.file_id.not_in(rejected))
 
 
 _missing = [spec.name for spec in FILTERS if spec.name not in CONDITIONS]

@@ -2,7 +2,8 @@
 
 A mixin of `indexer.catalog.Catalog`. The tag filter of searches is in filters.py.
 
-A tag row is (file, label, cat_id, score, set_name, source, model). `source` is
+A tag row is (file, label, cat_id, score, set_name, source, model): a machine row is a tag
+whatever its score (a cosine may be <= 0), a user row a decision. `source` is
 `zero-shot`, `head` or `user`. Machine sets are replaced as a whole when rerun; user rows
 (review decisions: score 1 accepted, score 0 rejected) are never touched by a rerun and win
 over machine rows in filters (`filters.tagged_query`) and listings.
@@ -110,7 +111,7 @@ class TagsMixin:
         """(label, cat_id, files) of machine tags, most frequent first."""
         t = T["tags"]
         q = sa.select(t.c.label, sa.func.max(t.c.cat_id), sa.func.count(sa.distinct(t.c.file_id))).where(
-            t.c.source.in_(MACHINE_SOURCES), t.c.score > 0
+            t.c.source.in_(MACHINE_SOURCES)
         )
         if set_name:
             q = q.where(t.c.set_name == set_name)

@@ -127,11 +127,9 @@ def tag_library(
     tagged: set[int] = set()
 
     def counted(rows):
-        # A tag means score > 0 to the catalog's filters (a user's 0 is a rejection); a cosine
-        # at or below zero is no evidence for the label anyway, so it is not stored.
+        # --top-k K keeps K labels per file even where the best cosine is <= 0 (random or
+        # off-topic label sets): the catalog takes a machine tag whatever its score.
         for r in rows:
-            if r.score <= 0:
-                continue
             counts[r.label] = counts.get(r.label, 0) + 1
             tagged.add(r.file_id)
             yield r
