@@ -20,7 +20,8 @@ from .schema import tables as T
 # Characters of a failure reason kept in the files table.
 ERROR_CHARS = 500
 # The file facts a moved or duplicated file takes from the copy it reuses.
-COPIED_FACTS = ("content_hash", "audio_hash", "duration_s", "sample_rate", "channels", "subtype", "container")
+COPIED_FACTS = ("content_hash", "audio_hash", "duration_s", "sample_rate", "channels", "subtype", "container",
+                "decoder", "truncated_at_s")
 
 
 def file_select():
@@ -30,7 +31,7 @@ def file_select():
         sa.select(
             f.c.id, f.c.root_id, r.c.path.label("root"), f.c.rel, f.c.size, f.c.mtime_ns,
             f.c.content_hash, f.c.duration_s, f.c.sample_rate, f.c.channels, f.c.subtype,
-            f.c.container, f.c.status, f.c.error,
+            f.c.container, f.c.status, f.c.error, f.c.decoder, f.c.truncated_at_s,
         ).select_from(f.join(r, f.c.root_id == r.c.id))
     )
 
@@ -254,7 +255,7 @@ class FilesMixin:
         values = dict(
             size=size, mtime_ns=mtime_ns, content_hash=content_hash, status="failed",
             error=safe_text(reason)[:ERROR_CHARS], indexed_at=time.time(), duration_s=None, sample_rate=None,
-            channels=None, subtype=None, container=None,
+            channels=None, subtype=None, container=None, decoder=None, truncated_at_s=None,
         )
         with self.transaction() as conn:
             _fid, old = self._upsert_file(conn, root_id, rel, values)

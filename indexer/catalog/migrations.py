@@ -202,12 +202,20 @@ def m004_collections(conn: sa.Connection, dialect: str) -> None:
     create_table(conn, items)
 
 
+def m005_files_decoder_truncation(conn: sa.Connection, dialect: str) -> None:
+    """Which decoder read a file (libsndfile, or ffmpeg for what libsndfile refuses), and where
+    a file cut off part way (an interrupted copy) stops: it is indexed up to there."""
+    add_column(conn, "files", sa.Column("decoder", sa.String(16)))
+    add_column(conn, "files", sa.Column("truncated_at_s", sa.Float))
+
+
 # Append new steps here, numbered one after the last; never edit or reorder a step on main.
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
     Migration(2, "files audio hash", m002_files_audio_hash),
     Migration(3, "measured sound", m003_measured_sound),
     Migration(4, "collections", m004_collections),
+    Migration(5, "files decoder and truncation", m005_files_decoder_truncation),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):

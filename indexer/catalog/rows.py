@@ -62,6 +62,8 @@ class FileRow:
     container: str | None
     status: str
     error: str | None
+    decoder: str | None = None  # libsndfile | ffmpeg
+    truncated_at_s: float | None = None  # set when the file breaks part way (indexed up to here)
 
     @property
     def path(self) -> str:
@@ -93,6 +95,8 @@ class FileInfo:
     channels: int
     subtype: str
     container: str
+    decoder: str | None = None
+    truncated_at_s: float | None = None
 
 
 @dataclass(frozen=True)

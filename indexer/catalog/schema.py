@@ -51,6 +51,8 @@ sa.Table(
     sa.Column("silence_tail_s", sa.Float),
     sa.Column("loudness_range_lu", sa.Float),
     sa.Column("measured", sa.Integer),
+    sa.Column("decoder", sa.String(16)),  # libsndfile | ffmpeg (migration 5)
+    sa.Column("truncated_at_s", sa.Float),  # a file cut off part way is indexed up to here
     sa.UniqueConstraint("root_id", "rel", name="uq_files_root_rel"),
     sa.Index("ix_files_hash", "content_hash"),
     sa.Index("ix_files_status", "status"),
