@@ -98,12 +98,17 @@ def test_search_post_with_filters(client, built):
     ({"q": "door", "mode": "vibes"}, 400, "mode"),
     ({"q": "door", "min_duration": "abc"}, 400, "number"),
     ({"q": "door", "max_duration": "nan"}, 400, "finite"),
-    ({"q": "door", "ext": "xyz"}, 400, "no indexed file matches"),
 ])
 def test_search_rejects_bad_input_with_a_message(client, params, status, words):
     r = client.get("/api/search", params=params)
     assert r.status_code == status
     assert words in r.json()["error"]
+
+
+def test_a_filter_that_matches_nothing_is_an_empty_answer_with_a_note(client):
+    r = client.get("/api/search", params={"q": "door", "ext": "xyz"})
+    assert r.status_code == 200 and r.json()["results"] == []
+    assert "no indexed file matches" in r.json()["note"]
 
 
 def test_absurd_requests_get_4xx_not_tracebacks(client):

@@ -158,6 +158,12 @@ class FilesMixin:
             row = conn.execute(q).first()
         return row[0] if row else None
 
+    def files_with_hash(self, content_hash: str) -> list[int]:
+        """Ids of the files holding these bytes (a file and its byte-identical copies)."""
+        f = T["files"]
+        with self.read_connection() as conn:
+            return [r[0] for r in conn.execute(sa.select(f.c.id).where(f.c.content_hash == content_hash))]
+
     def files_by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
         ids = list(ids)
         out: dict[int, FileRow] = {}
