@@ -165,7 +165,7 @@ class CatalogWriter:
         self.ucs = {c: (cat, sub) for c, cat, sub in ucs_ids()}
 
     def write(self, rows: list[tuple]) -> None:
-        from indexer.catalog import keyword_text
+        from indexer.catalog.keywords import insert_keyword_rows, keyword_columns
 
         rng, n = self.rng, len(rows)
         dur = np.clip(rng.lognormal(math.log(4.0), 1.1, n), 0.2, 80.0)
@@ -202,7 +202,7 @@ class CatalogWriter:
             if described[j]:
                 m["bext.description"] = f"{fx.lower()} {sub.lower()} recorded close"
             meta += [dict(file_id=fid, key=key, value=v) for key, v in m.items()]
-            fts.append((fid, keyword_text(rel, m)))
+            fts.append((fid, keyword_columns(rel, m)))
             if tagged[j]:
                 tags.append(dict(file_id=fid, label=f"{category} {sub}".title(), cat_id=cat_id,
                                  score=round(float(rng.uniform(0.3, 0.9)), 3), set_name="ucs", source="zero-shot",
@@ -212,7 +212,7 @@ class CatalogWriter:
             conn.execute(T["files"].insert(), files)
             conn.execute(T["chunks"].insert(), chunks)
             conn.execute(T["file_meta"].insert(), meta)
-            conn.exec_driver_sql("INSERT INTO files_fts(rowid, body) VALUES (?, ?)", fts)
+            insert_keyword_rows(conn, self.cat.dialect, fts)
             if tags:
                 conn.execute(T["tags"].insert(), tags)
         for key, v in (("files", files), ("chunks", chunks), ("meta", meta), ("tags", tags)):

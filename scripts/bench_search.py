@@ -84,6 +84,7 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
     from indexer.catalog import Catalog, ModelRecord
     from indexer.clap import load_frontend
     from indexer.catalog import tables as T
+    from indexer.catalog.keywords import insert_keyword_rows, keyword_columns
 
     tag = json.dumps(dict(v=DATA_VERSION, n=n_chunks, per_file=per_file, seed=seed, ckpt=str(CKPT)))
     db = index_dir / "catalog.sqlite"
@@ -113,7 +114,7 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
             files.append(dict(id=fid, root_id=root.id, rel=rel, size=1000 + fid, mtime_ns=fid,
                               content_hash=f"{fid:064x}", duration_s=10.0 * per_file, sample_rate=48000,
                               channels=2, subtype="PCM_24", container="WAV", status="ok", indexed_at=0.0))
-            fts.append((fid, f"{rel} {words}"))
+            fts.append((fid, keyword_columns(rel, {"bext.description": words})))
             for j, v in enumerate(vecs[s:s + per_file]):
                 cid += 1
                 chunks.append(dict(id=cid, file_id=fid, idx=j, start_s=10.0 * j, end_s=10.0 * j + 10.0,
@@ -121,7 +122,7 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
         with cat.transaction() as conn:
             conn.execute(f_tab.insert(), files)
             conn.execute(c_tab.insert(), chunks)
-            conn.exec_driver_sql("INSERT INTO files_fts(rowid, body) VALUES (?, ?)", fts)
+            insert_keyword_rows(conn, cat.dialect, fts)
         print(f"  {cid} chunks written ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     cat.set_meta("bench_synthetic", tag)
     cat.bump_generation()

@@ -137,7 +137,9 @@ def main(verbose: int) -> None:
 @click.argument("text", nargs=-1, required=True)
 @output_options
 @click.option("--mode", type=click.Choice(["hybrid", "semantic", "keyword"]), default="hybrid", show_default=True,
-              help="semantic: CLAP only; keyword: names and descriptions only; hybrid: both, fused.")
+              help="semantic: CLAP only (score = cosine); keyword: names, descriptions, folders only (score = "
+                   "BM25 relevance, higher is better, comparable within one query); hybrid: both, fused (score "
+                   "1 = ranked first by both halves; the 'found' column says which half found a file).")
 @click.option("--not", "not_text", metavar="TEXT", help="Push away results that sound like TEXT.")
 @collapse_option
 @feedback_options
@@ -149,12 +151,21 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
           model, device, precision, **filter_values):
     """Find the clips, and the moment in each, that sound like TEXT.
 
+    Keywords match names split as they are written (SabianHatSemiOpen -> sabian hat semi
+    open, DOORWood -> door wood, Explosion01 -> explosion 01), stemmed (explosions =
+    explosion), with UCS synonyms of CatIDs (kerboom -> AIRBrst); a word in a name counts
+    more than one in a description, and that more than one in a folder. Soundminer syntax:
+    space = AND, comma = OR, -word = NOT, "a phrase", word* = prefix. Plain text ranks by
+    how well its words match (stop words such as "a", "on" are left out).
+
     \b
     Examples:
       sfx-search "metal scraping in stone room"
       sfx-search query "rain on a tin roof" --under ~/SFX/Weather --ext wav
       sfx-search "door slam" --paths | head -3
       sfx-search "rain" --like a.wav --like b.wav@12.5 --unlike c.wav
+      sfx-search 'door -metal, gate' --mode keyword
+      sfx-search '"car door" slam*' --mode keyword
     """
     text = " ".join(text)
     settings = settings_from(index_dir, db_url, model, device, precision)

@@ -16,6 +16,7 @@ Byte-identical duplicates are grouped under their best-ranked copy.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from indexer.catalog import ChunkRow, FileRow
+from indexer.catalog.keyword_query import uses_operators
 from indexer.config import Settings, UserError, resolve_index_dir, resolve_model
 from indexer.index import Index
 from indexer.vectors import matmul
@@ -210,6 +212,16 @@ class Library:
         if mode not in MODES:
             raise UserError(f"--mode must be one of {', '.join(MODES)}")
         allowed = self._allowed_files(filters)
+        syntax = mode != "semantic" and uses_operators(text)
+        if syntax:
+            # Soundminer syntax: its -words leave the results of both halves; the sound half
+            # hears the words without the operators.
+            excluded = self.catalog.keyword_excluded(text)
+            if excluded:
+                base = allowed if allowed is not None else self.catalog.filter_file_ids()
+                allowed = set(base) - excluded
+                if not allowed:
+                    raise NoMatches("no results: every file matches a -word of the query")
         keyword_job = None
         if mode == "hybrid":
             # The keyword half (full-text search over the catalog, which releases the GIL)
@@ -217,7 +229,7 @@ class Library:
             keyword_job = self._in_background(self._keyword_files, text, allowed, limit=max(n * 3, 50))
         semantic: list[tuple[int, float, int]] = []
         if mode in ("semantic", "hybrid"):
-            q = self.text_vectors([text])[0]
+            q = self.text_vectors([sound_text(text) if syntax else text])[0]
             if not_text:
                 q = q - NEGATIVE_WEIGHT * self.text_vectors([not_text])[0]
             semantic = self.rank_files(q, self._want(n) if mode == "semantic" else max(n * 3, 50), allowed)
@@ -227,12 +239,13 @@ class Library:
         if keyword_job is not None:
             keyword = keyword_job.result()
         else:
-            keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50), need=n)
+            keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50), need=n, all_words_first=True)
         if mode == "keyword":
             q = None
             scored = [(fid, s, None) for fid, s in keyword]
-            return self._finish(scored, n, collapse_copies)
-        return self._finish(self._fuse(semantic, keyword, q, not_text), n, collapse_copies)
+            return self._finish(scored, n, collapse_copies, found={fid: ("keyword", None, s) for fid, s in keyword})
+        fused, found = self._fuse(semantic, keyword, q, not_text)
+        return self._finish(fused, n, collapse_copies, found=found)
 
     def similar(
         self,
@@ -363,43 +376,50 @@ class Library:
         return ids
 
     def _keyword_files(
-        self, text: str, allowed: set[int] | None, limit: int, need: int | None = None
+        self, text: str, allowed: set[int] | None, limit: int, need: int | None = None, all_words_first: bool = False
     ) -> list[tuple[int, float]]:
         """Up to `limit` keyword matches that pass the filter; at least `need` when there are."""
         if allowed is None:
-            return self.catalog.keyword_search(text, limit=limit)
+            return self.catalog.keyword_search(text, limit=limit, all_words_first=all_words_first)
         # A filter keeps only some of the best matches (at a million files, a folder's sounds
         # may all rank below the first few hundred): widen until enough pass or none are left.
         need = limit if need is None else min(need, limit)
         want = limit * 4
         while True:
-            hits = self.catalog.keyword_search(text, limit=want)
+            hits = self.catalog.keyword_search(text, limit=want, all_words_first=all_words_first)
             kept = [h for h in hits if h[0] in allowed]
             if len(kept) >= need or len(hits) < want:
                 return kept[:limit]
             want *= 64  # each round scores every match again: few rounds (3 at a million files)
 
-    def _fuse(self, semantic, keyword, q, not_text) -> list[tuple[int, float, int | None]]:
-        """Reciprocal rank fusion of the semantic and keyword file rankings."""
+    def _fuse(self, semantic, keyword, q, not_text):
+        """Reciprocal rank fusion of the semantic and keyword file rankings.
+
+        Returns (file id, fused score, best chunk) best first, the fused score scaled so that a
+        file ranked first by both halves scores 1 (the score column then reads in rank order),
+        and per file which half found it with both halves' scores.
+        """
         fused: dict[int, float] = {}
         for rank, (fid, _s, _c) in enumerate(semantic):
             fused[fid] = fused.get(fid, 0.0) + 1.0 / (RRF_K + rank + 1)
         for rank, (fid, _s) in enumerate(keyword):
             fused[fid] = fused.get(fid, 0.0) + 1.0 / (RRF_K + rank + 1)
         sem = {fid: (s, c) for fid, s, c in semantic}
+        kw = dict(keyword)
         order = sorted(fused, key=lambda f: (-fused[f], f))
-        out = []
-        for fid in order:
-            if fid in sem:
-                out.append((fid, sem[fid][0], sem[fid][1]))
-            else:
-                out.append((fid, None, None))
         # Keyword-only hits get their best chunk and cosine score against the query.
-        need = [fid for fid, s, _ in out if s is None]
+        need = [fid for fid in order if fid not in sem]
         if need and q is not None:
             best = self._best_chunks(q, need)
-            out = [(fid, *(best.get(fid, (0.0, None)))) if s is None else (fid, s, c) for fid, s, c in out]
-        return out
+            sem.update({fid: best.get(fid, (None, None)) for fid in need})
+        top = 2.0 / (RRF_K + 1)
+        out, found = [], {}
+        for fid in order:
+            cos, cid = sem.get(fid, (None, None))
+            out.append((fid, fused[fid] / top, cid))
+            by = "both" if fid in kw and any(f == fid for f, _, _ in semantic) else ("keyword" if fid in kw else "sound")
+            found[fid] = (by, cos, kw.get(fid))
+        return out, found
 
     def _best_chunks(self, q: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
         """Each file's best chunk and its score against q (one catalog read for all files)."""
@@ -415,11 +435,11 @@ class Library:
                 out[fid] = (float(scores[i]), int(chunk_ids[i]))
         return out
 
-    def _finish(self, scored, n: int, collapse_copies: bool) -> list[Result]:
+    def _finish(self, scored, n: int, collapse_copies: bool, found: dict | None = None) -> list[Result]:
         """Result rows with their measurements; near-duplicates folded first when asked."""
         from .hygiene import collapse_copies as fold
 
-        rows = self._results(scored, len(scored) if collapse_copies else n)
+        rows = self._results(scored, len(scored) if collapse_copies else n, found=found)
         if collapse_copies:
             rows = fold(self.catalog, rows)[:n]
         measured = self.catalog.measurements_for([r.file_id for r in rows])
@@ -428,7 +448,8 @@ class Library:
                 setattr(r, k, v)
         return rows
 
-    def _results(self, scored: list[tuple[int, float | None, int | None]], n: int) -> list[Result]:
+    def _results(self, scored: list[tuple[int, float | None, int | None]], n: int, found: dict | None = None
+                 ) -> list[Result]:
         fids = [fid for fid, _, _ in scored]
         files = self.catalog.files_by_ids(fids)
         chunk_rows = self.catalog.chunks_by_ids([c for _, _, c in scored if c is not None])
@@ -457,10 +478,22 @@ class Library:
                 ucs=m.get("ucs.fx_name") and f"{m.get('ucs.cat_id')} {m.get('ucs.fx_name')}",
                 tags=list(tags.get(fid, [])),
             )
+            if found is not None and fid in found:
+                by, cos, kws = found[fid]
+                r.found_by = by
+                r.sound_score = None if cos is None else round(float(cos), 6)
+                r.keyword_score = None if kws is None else round(float(kws), 6)
             out.append(r)
             if f.content_hash:
                 by_hash[f.content_hash] = r
         return out
+
+
+def sound_text(text: str) -> str:
+    """What CLAP hears of a query written in the keyword syntax: its words, without -words,
+    quotes, commas and stars ('door -metal, "car door"' -> 'door car door')."""
+    kept = [w for w in re.findall(r'-?"[^"]*"?|\S+', text) if not w.startswith("-")]
+    return " ".join(w.replace('"', "").replace("*", "").replace(",", " ") for w in kept).strip() or text
 
 
 def _chunk_at(chunks: list[ChunkRow], t: float) -> int:

@@ -34,11 +34,16 @@ def _link(path: str, text: str) -> str:
 
 
 def table(results) -> str:
+    """Rows in rank order. In hybrid mode the score is the fused one (1 = first for both halves)
+    and `found` says which half found the file: sound (CLAP), keyword (names, descriptions), both."""
     width = shutil.get_terminal_size((120, 20)).columns
-    lines = [f"{'#':>3}  {'score':>6}  {'match':<15}  {'length':>8}  {'format':<13}  path / description"]
+    by = any(getattr(r, "found_by", None) for r in results)
+    found = f"{'found':<7}  " if by else ""
+    lines = [f"{'#':>3}  {'score':>6}  {found}{'match':<15}  {'length':>8}  {'format':<13}  path / description"]
     for r in results:
         at = f"{clock(r.offset_s)}-{clock(r.end_s)}"
-        head = f"{r.rank:>3}  {r.score:6.3f}  {at:<15}  {clock(r.duration_s):>8}  {r.format:<13}  "
+        found = f"{r.found_by or '':<7}  " if by else ""
+        head = f"{r.rank:>3}  {r.score:6.3f}  {found}{at:<15}  {clock(r.duration_s):>8}  {r.format:<13}  "
         lines.append(head + _link(shown(r.path), shown(r.path)))
         extra = r.description or r.ucs
         if r.tags:

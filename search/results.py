@@ -42,6 +42,12 @@ class Result:
     silence_head_s: float | None = None
     silence_tail_s: float | None = None
     loudness_range_lu: float | None = None
+    # Hybrid and keyword modes: which half found the file ("sound", "keyword", "both") and each
+    # half's own score (CLAP cosine of the best window; keyword relevance, higher is better).
+    # `score` is then the fused score (hybrid) or the keyword score (keyword mode).
+    found_by: str | None = None
+    sound_score: float | None = None
+    keyword_score: float | None = None
 
     @property
     def format(self) -> str:

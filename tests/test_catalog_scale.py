@@ -149,6 +149,7 @@ def test_noop_build_and_status_still_report_a_failed_check(settings, library, mo
 
 
 def test_keyword_search_with_a_filter_finds_matches_ranked_below_the_first_few_hundred(tmp_path):
+    from indexer.catalog.keywords import insert_keyword_rows, keyword_columns
     from indexer.config import Settings
     from indexer.index import Index
     from search.filters import Filters
@@ -167,10 +168,11 @@ def test_keyword_search_with_a_filter_finds_matches_ranked_below_the_first_few_h
                           duration_s=1.0, sample_rate=48000, channels=1, subtype="PCM_16", container="WAV",
                           status="ok", indexed_at=0.0))
         # b's sounds say more than "door": they rank below all of a's.
-        fts.append((i, f"{folder} door {i}" + (" wood creak slam heavy old" if folder == "b" else "")))
+        desc = "wood creak slam heavy old" if folder == "b" else ""
+        fts.append((i, keyword_columns(rel, {"bext.description": desc})))
     with cat.transaction() as conn:
         conn.execute(T["files"].insert(), files)
-        conn.exec_driver_sql("INSERT INTO files_fts(rowid, body) VALUES (?, ?)", fts)
+        insert_keyword_rows(conn, cat.dialect, fts)
     cat.close()
     with Library(Index.open(settings), "unused") as lib:
         got = lib.search("door", n=30, mode="keyword", filters=Filters(under=str(lib_root / "b")))

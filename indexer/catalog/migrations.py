@@ -209,6 +209,33 @@ def m005_files_decoder_truncation(conn: sa.Connection, dialect: str) -> None:
     add_column(conn, "files", sa.Column("truncated_at_s", sa.Float))
 
 
+def m006_keyword_fields(conn: sa.Connection, dialect: str) -> None:
+    """The keyword index gets fields (name, description, folder, UCS synonyms) so that a word in
+    a name weighs more than one in a folder, and its words are split and stemmed the way SFX
+    names are written: the index is rebuilt from the files' names and stored metadata."""
+    from .keywords import rebuild_keyword_index  # the tokeniser of this version of the code
+
+    if dialect == "sqlite":
+        conn.exec_driver_sql("DROP TABLE IF EXISTS files_fts")
+        conn.exec_driver_sql(
+            "CREATE VIRTUAL TABLE files_fts USING fts5(name, description, folder, synonyms, "
+            "tokenize='unicode61 remove_diacritics 2')"
+        )
+    else:
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_file_text_fts")
+        for col in ("name", "description", "folder", "synonyms"):
+            conn.exec_driver_sql(f"ALTER TABLE file_text ADD COLUMN IF NOT EXISTS {col} TEXT")
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS ix_file_text_fields ON file_text USING GIN (("
+            "setweight(to_tsvector('simple', coalesce(name, '')), 'A') || "
+            "setweight(to_tsvector('simple', coalesce(description, '')), 'B') || "
+            "setweight(to_tsvector('simple', coalesce(folder, '')), 'C') || "
+            "setweight(to_tsvector('simple', coalesce(synonyms, '')), 'D')))"
+        )
+    n = rebuild_keyword_index(conn, dialect)
+    log.info("keyword index rebuilt for %d files", n)
+
+
 # Append new steps here, numbered one after the last; never edit or reorder a step on main.
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial", m001_initial),
@@ -216,6 +243,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "measured sound", m003_measured_sound),
     Migration(4, "collections", m004_collections),
     Migration(5, "files decoder and truncation", m005_files_decoder_truncation),
+    Migration(6, "keyword fields", m006_keyword_fields),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):

@@ -173,6 +173,7 @@ function renderRow(r, i) {
   const rel = hi > lo ? (r.score - lo) / (hi - lo) : 1;
   li.querySelector(".score .bar i").style.width = `${Math.max(4, rel * 100).toFixed(0)}%`;
   li.querySelector(".score .num").textContent = r.score.toFixed(3);
+  li.querySelector(".score").title = scoreTitle(r);
   li.querySelector(".match").textContent = `match ${fmtTime(r.offset_s)}–${fmtTime(r.end_s)}`;
   li.querySelector(".dur").textContent = `length ${fmtTime(r.duration_s)}`;
   li.querySelector(".fmt").textContent = `${(r.ext || r.container || "").toUpperCase()} ${r.format}`;
@@ -338,4 +339,15 @@ const initial = new URLSearchParams(location.search).get("q");
 if (initial) {
   $("q").value = initial;
   runSearch();
+}
+
+// What the score of a row is, in its mode (the same words as `sfx-search query --help`).
+function scoreTitle(r) {
+  const num = (x) => (x === null || x === undefined ? "–" : x.toFixed(3));
+  if (!r.found_by) return "sound: cosine similarity of the best moment (CLAP)";
+  if (r.found_by === "keyword" && r.sound_score === null) {
+    return `keyword: BM25 relevance of name (x4), description (x2.5), folder (x1); higher is better, within this query`;
+  }
+  return `fused rank score (1 = first for both halves); found by ${r.found_by}: ` +
+    `sound ${num(r.sound_score)} (cosine), keyword ${num(r.keyword_score)} (BM25: name > description > folder)`;
 }
