@@ -379,14 +379,15 @@ class Library:
         self, text: str, allowed: set[int] | None, limit: int, need: int | None = None, all_words_first: bool = False
     ) -> list[tuple[int, float]]:
         """Up to `limit` keyword matches that pass the filter; at least `need` when there are."""
+        extra = {"all_words_first": True} if all_words_first else {}
         if allowed is None:
-            return self.catalog.keyword_search(text, limit=limit, all_words_first=all_words_first)
+            return self.catalog.keyword_search(text, limit=limit, **extra)
         # A filter keeps only some of the best matches (at a million files, a folder's sounds
         # may all rank below the first few hundred): widen until enough pass or none are left.
         need = limit if need is None else min(need, limit)
         want = limit * 4
         while True:
-            hits = self.catalog.keyword_search(text, limit=want, all_words_first=all_words_first)
+            hits = self.catalog.keyword_search(text, limit=want, **extra)
             kept = [h for h in hits if h[0] in allowed]
             if len(kept) >= need or len(hits) < want:
                 return kept[:limit]

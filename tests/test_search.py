@@ -195,7 +195,8 @@ def test_hybrid_keyword_half_runs_beside_the_text_tower_and_its_errors_surface(b
         assert seen["thread"].startswith("sfx-search")  # not the caller's thread
         sem = lib.rank_files(lib.text_vectors(["creak sweep"])[0], 50)
         kw = lib._keyword_files("creak sweep", None, limit=50)
-        want = lib._results(lib._fuse(sem, kw, lib.text_vectors(["creak sweep"])[0], None), 5)
+        fused, found = lib._fuse(sem, kw, lib.text_vectors(["creak sweep"])[0], None)
+        want = lib._results(fused, 5, found=found)
         assert [r.path for r in res] == [r.path for r in want]
 
         def broken(text, limit=200):
