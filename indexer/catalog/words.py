@@ -26,9 +26,9 @@ import functools
 import re
 from pathlib import Path
 
-from ..config import DATA_DIR
+from ..resources import data_file
 
-UCS_SYNONYMS = DATA_DIR / "taxonomies" / "ucs_synonyms.csv"
+UCS_SYNONYMS = ("taxonomies", "ucs_synonyms.csv")  # in the installed data package (indexer.resources)
 
 # Query words shorter than this match whole tokens only; longer ones also match as prefixes.
 MIN_PREFIX = 4
@@ -102,8 +102,13 @@ def is_stop_word(word: str) -> bool:
 def ucs_synonyms() -> dict[str, tuple[str, ...]]:
     """CatID (lower case) -> its synonyms, from the data file (empty when it is missing)."""
     out: dict[str, tuple[str, ...]] = {}
+    node = data_file(*UCS_SYNONYMS)
+    if not node.is_file():
+        # A checkout run beside another checkout's editable install: that install's data
+        # package may predate this file; the checkout's own copy is the one that matches.
+        node = Path(__file__).resolve().parents[2] / "data" / Path(*UCS_SYNONYMS)
     try:
-        with open(UCS_SYNONYMS, newline="", encoding="utf-8") as f:
+        with node.open("r", newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 out[row["cat_id"].lower()] = tuple(s for s in row["synonyms"].split(";") if s)
     except OSError:
@@ -128,6 +133,3 @@ def synonym_tokens(texts: list[str]) -> list[str]:
                     out.extend(name_tokens(s))
     return out
 
-
-def data_file() -> Path:
-    return UCS_SYNONYMS
