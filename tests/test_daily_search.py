@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -179,3 +180,31 @@ def test_top_k_keeps_k_labels_per_file_even_with_cosines_at_or_below_zero(built,
     worst = min(rows, key=lambda r: float(r["score"]))
     res = _run(built, "rain", "--tag", worst["label"], "--paths", "-n", "20")
     assert worst["path"] in res.stdout.splitlines()
+
+
+def test_spectrogram_is_drawn_on_demand_and_cached(built):
+    import struct
+
+    from starlette.testclient import TestClient
+
+    from search.query import Library
+    from search.web.app import create_app
+
+    settings, files = built
+    with Library.from_settings(settings) as lib:
+        fid = lib.catalog.file_by_path(files["tone"]).id  # a 440 Hz sine
+        with TestClient(create_app(lib, index_dir=settings.index_dir, allowed_hosts=["testserver"])) as c:
+            r = c.get(f"/api/files/{fid}/spectrogram", params={"w": 64, "h": 100})
+            assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+            assert struct.unpack(">II", r.content[16:24]) == (64, 100)
+            cached = list((settings.index_dir / "spectrograms").glob(f"{fid}-*-64x100.png"))
+            assert len(cached) == 1 and cached[0].read_bytes() == r.content
+            assert c.get(f"/api/files/{fid}/spectrogram", params={"w": 5}).status_code == 400
+            assert c.get("/api/files/999999/spectrogram").status_code == 404
+    from search.web.spectrogram import columns, render
+
+    power, sr = columns(files["tone"], 8)
+    rgb = render(power, sr, 100)
+    brightest_row = int(np.argmax(rgb.sum(axis=(1, 2))))
+    hz = np.geomspace(20.0, sr / 2.0, 101)[100 - brightest_row - 1]  # rows run top = Nyquist
+    assert 300 < hz < 600  # the 440 Hz line

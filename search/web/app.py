@@ -14,6 +14,7 @@ Routes (the page uses nothing else; README "JSON API"):
     POST /api/refine {q, like, unlike, n, filters}   relevance feedback (feedback_routes.py)
     POST /api/label/round|answer|save    labels by confirmation (label_routes.py)
     GET|POST /api/collections...         named pulls, exports (collection_routes.py)
+    GET  /api/files/{id}/spectrogram     PNG, computed on demand and cached (spectrogram.py)
 
 Files are addressed by catalog id only; a path never comes from the client. Library calls
 block (SQLite, FAISS, torch), so they run in the threadpool behind one lock.
@@ -45,7 +46,7 @@ from indexer.filterspec import FILTERS
 from ..filters import Filters
 from ..query import MAX_QUERY_CHARS, MODES
 from ..results import NoMatches
-from . import media, writeback_routes
+from . import media, spectrogram, writeback_routes
 from .files import FileService
 from .hygiene_routes import hygiene_routes
 from .waveform import MAX_HEIGHT, MAX_WIDTH, WaveformCache
@@ -311,6 +312,7 @@ def create_app(library, *, index_dir: str | Path | None = None, loopback: bool =
         Route("/api/files/{file_id:int}/reveal", reveal, methods=["POST"]),
         *writeback_routes.routes(library, files, index_dir=index_dir, loopback=loopback, allow_write=allow_write, lock=lock),
         *hygiene_routes(library, locked),
+        *spectrogram.routes(files, index_dir),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
     routes[-1:-1] = extra_routes(library, files, locked, loopback)
