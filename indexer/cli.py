@@ -102,7 +102,8 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
 @main.command()
 @index_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--failures", "n_failures", default=20, show_default=True, help="How many failures to list.")
+@click.option("--failures", "n_failures", default=20, show_default=True, type=click.IntRange(0),
+              help="How many failures (and truncated files) to list; 0 lists them all.")
 @user_errors
 def status(index_dir, db_url, as_json, n_failures):
     """Show the roots, counts, model, index size and failures of an index.
@@ -110,6 +111,7 @@ def status(index_dir, db_url, as_json, n_failures):
     \b
     Examples:
       sfx-index status
+      sfx-index status --failures 0          every failure, not the first 20
       sfx-index status --json | jq .counts
     """
     from .maintenance import index_status
@@ -129,9 +131,15 @@ def status(index_dir, db_url, as_json, n_failures):
     v = st["vectors"]
     click.echo(f"vectors: {v['kind']} {v['ntotal']} ({v['bytes'] / 1e6:.1f} MB){'' if v['current'] else ' (stale: rebuilt on next use)'}")
     for r in st["roots"]:
-        click.echo(f"root:    {safe_text(r['path'])}  ({r['files']} files)")
+        gone = ("  FOLDER MISSING (unmounted drive? if it moved: sfx-index relocate OLD NEW)"
+                if r.get("missing") else "")
+        click.echo(f"root:    {safe_text(r['path'])}  ({r['files']} files){gone}")
     for f in st["failures"]:
         click.echo(f"failed:  {safe_text(f['path'])}: {f['reason']}")
+    more = c["failed"] - len(st["failures"])
+    if more > 0:
+        click.echo(f"failed:  ... and {more} more: 'sfx-index status --failures 0' lists them all "
+                   "('--json' for scripts)")
 
 
 @main.command()

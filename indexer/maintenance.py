@@ -45,8 +45,10 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
             "counts": cat.counts(),
             "sound": cat.measurement_summary(),  # measured, clipped, silent, very quiet (docs/hygiene.md)
             "vectors": vectors,
-            "roots": [{"path": r.path, "files": per_root.get(r.id, 0)} for r in cat.roots()],
-            "failures": [{"path": f.path, "reason": f.error} for f in cat.failures(n_failures)],
+            # A root whose folder is gone (an unmounted drive) keeps its entries; say so.
+            "roots": [{"path": r.path, "files": per_root.get(r.id, 0), "missing": not Path(r.path).is_dir()}
+                      for r in cat.roots()],
+            "failures": [{"path": f.path, "reason": f.error} for f in cat.failures(n_failures or None)],
         }
         cat.verify()
         return report

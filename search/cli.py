@@ -95,13 +95,18 @@ def emit(results, *, as_json, as_paths, m3u, play, empty_hint="no results") -> N
     if m3u:
         render.write_m3u(m3u, results)
         click.echo(f"wrote {len(results)} entries to {m3u}", err=True)
+    # A result on a drive that is not mounted (its root folder is missing) is marked, not hidden.
+    gone = {r.path for r in results if not os.path.exists(r.path)}
     if as_json:
-        click.echo(json.dumps([r.as_json() for r in results], indent=2))
+        click.echo(json.dumps([{**r.as_json(), "on_disk": r.path not in gone} for r in results], indent=2))
     elif as_paths:
         for r in results:
             click.echo(os.fsencode(r.path) + b"\n", nl=False)  # the exact bytes of the name, for piping
     elif results:
-        click.echo(render.table(results))
+        click.echo(render.table(results, missing=gone))
+    if gone:
+        click.echo(f"note: {len(gone)} of these files are not on disk (an unmounted drive or a moved root?); "
+                   "see 'sfx-index status'", err=True)
     if not results:
         click.echo(empty_hint, err=True)  # in every output mode: an empty answer exits 0, says why
     if play is not None:

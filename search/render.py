@@ -33,7 +33,7 @@ def _link(path: str, text: str) -> str:
     return f"\033]8;;file://{quote(path)}\033\\{text}\033]8;;\033\\"
 
 
-def table(results) -> str:
+def table(results, missing: set[str] = frozenset()) -> str:
     """Rows in rank order. In hybrid mode the score is the fused one (1 = first for both halves)
     and `found` says which half found the file: sound (CLAP), keyword (names, descriptions), both."""
     width = shutil.get_terminal_size((120, 20)).columns
@@ -44,7 +44,7 @@ def table(results) -> str:
         at = f"{clock(r.offset_s)}-{clock(r.end_s)}"
         found = f"{r.found_by or '':<7}  " if by else ""
         head = f"{r.rank:>3}  {r.score:6.3f}  {found}{at:<15}  {clock(r.duration_s):>8}  {r.format:<13}  "
-        lines.append(head + _link(shown(r.path), shown(r.path)))
+        lines.append(head + _link(shown(r.path), shown(r.path)) + ("  [not on disk]" if r.path in missing else ""))
         extra = r.description or r.ucs
         if r.tags:
             extra = (extra + "  " if extra else "") + "[" + ", ".join(r.tags[:5]) + "]"
