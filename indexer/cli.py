@@ -23,6 +23,21 @@ from .writeback import cli as writeback_cli
 SHOWN_FAILURES = 20  # failures a build lists on stderr; `sfx-index status` lists more
 
 
+def recorded_model(settings) -> str | None:
+    """The model id an existing index records (None for a new index), as sfx-search uses it."""
+    from .catalog import Catalog, CatalogError
+
+    try:
+        cat = Catalog.open(settings.catalog_url, create=False)
+    except CatalogError:
+        return None
+    try:
+        rec = cat.get_model()
+        return rec.model_id if rec else None
+    finally:
+        cat.close()
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="sfx-index")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr (-vv for debug).")
@@ -79,6 +94,8 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
         raise UserError(f"--ray took '{ray_address}' as a cluster address; put --ray after the library "
                         "folders, or write --ray=local (or --ray=ADDRESS)")
     settings = settings_from(index_dir, db_url, model, device, precision)
+    if model is None:  # neither --model nor SFX_MODEL: the model this index was built with
+        settings.model = recorded_model(settings) or settings.model
     report = run_build(settings, list(library), batch_size=batch_size, workers=workers, progress=not quiet, wait=wait,
                        ray_address=ray_address, vector_dtype=vector_dtype)
     if as_json:
@@ -185,6 +202,9 @@ def check(index_dir, db_url, repair, as_json):
 def embed(files, model, device, precision, as_json, npy_out, hop):
     """Print the CLAP vector of every 10 s window of FILES (start_s, end_s, vector).
 
+    With --npy OUT the vectors go to OUT (one row per window) and their path, start_s and
+    end_s to OUT with the suffix .windows.csv, row for row.
+
     No index is needed: this is the seam for using CLAP as a feature extractor.
 
     \b
@@ -197,11 +217,25 @@ def embed(files, model, device, precision, as_json, npy_out, hop):
     settings = settings_from(None, None, model, device, precision)
     rows = embed_files(settings, [Path(f) for f in files], hop_s=hop)
     if npy_out:
+        import csv
+
         import numpy as np
 
         vecs = [w["vector"] for r in rows for w in r["windows"]]
         np.save(npy_out, np.asarray(vecs, dtype=np.float32))
-        click.echo(f"wrote {len(vecs)} vectors to {npy_out}", err=True)
+        # Which window each row is: path, start_s, end_s beside the vectors, row for row.
+        where = Path(npy_out).with_suffix(".windows.csv")
+        with open(where, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+            w = csv.writer(fh)
+            w.writerow(["row", "path", "start_s", "end_s"])
+            i = 0
+            for r in rows:
+                for win in r["windows"]:
+                    w.writerow([i, r["path"], win["start_s"], win["end_s"]])
+                    i += 1
+        noun = "vector" if len(vecs) == 1 else "vectors"
+        click.echo(f"wrote {len(vecs)} {noun} to {npy_out}, and their windows (path, start_s, end_s) "
+                   f"to {where}", err=True)
     if as_json or not npy_out:
         for r in rows:
             click.echo(json.dumps(r))

@@ -81,3 +81,56 @@ def test_results_from_a_missing_root_are_marked(tmp_path, tiny_clap):
     assert "not on disk" in res.stderr and "sfx-index status" in res.stderr
     rows = json.loads(CliRunner().invoke(search_cli.main, [*args, "--json"]).stdout)
     assert [r["on_disk"] for r in rows] == [False, False, False]
+
+
+def test_build_without_model_uses_the_model_the_index_records(tmp_path, tiny_clap):
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+
+    settings, root = _index_with_failures(tmp_path, tiny_clap, 0)
+    (root / "new_tone.wav").write_bytes((root / "tones" / "tone_440.wav").read_bytes()[:-200])
+    res = CliRunner().invoke(index_cli.main, ["build", str(root), "--index", str(settings.index_dir), "-q", "--json",
+                                              "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    assert json.loads(res.stdout)["new"] == 1
+
+
+def test_relocate_onto_a_folder_already_indexed_says_what_to_do(tmp_path, tiny_clap):
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+    from indexer import pipeline
+
+    settings, root = _index_with_failures(tmp_path, tiny_clap, 0)
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    pipeline.build(settings, [str(copy)], workers=1, progress=False)
+    res = CliRunner().invoke(index_cli.main, ["relocate", str(root), str(copy), "--index", str(settings.index_dir)])
+    assert res.exit_code == 1
+    assert "catalog cannot be read" not in res.output and "backup" not in res.output
+    assert "already a root" in res.output and f"sfx-index remove {root}" in res.output
+
+
+def test_embed_npy_keeps_the_windows_times(tmp_path, tiny_clap, library):
+    import csv
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+
+    _, files = library
+    out = tmp_path / "v.npy"
+    res = CliRunner().invoke(index_cli.main, ["embed", str(files["tone"]), str(files["long"]), "--model", str(tiny_clap),
+                                              "--npy", str(out)])
+    assert res.exit_code == 0, res.output
+    vecs = np.load(out)
+    rows = list(csv.DictReader((tmp_path / "v.windows.csv").open()))
+    assert len(rows) == len(vecs) == 4  # 1 window of the 2 s tone, 3 of the 23 s file
+    assert [(float(r["start_s"]), float(r["end_s"])) for r in rows[1:]] == [(0.0, 10.0), (10.0, 20.0), (13.0, 23.0)]
+    assert rows[0]["path"] == str(files["tone"].resolve())
+    res = CliRunner().invoke(index_cli.main, ["embed", str(files["tone"]), "--model", str(tiny_clap), "--npy", str(out)])
+    assert "wrote 1 vector to" in res.stderr

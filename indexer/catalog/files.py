@@ -72,6 +72,18 @@ class FilesMixin:
         if root is None:
             raise UserError(f"'{old}' is not a root of this index; see 'sfx-index status'")
         new_p = str(Path(new).resolve())
+        if new_p == root.path:
+            return root
+        taken = next((r for r in self.roots() if r.path == new_p), None)
+        if taken is not None:
+            # Two roots on one folder would index it twice; which copy's entries to keep is the
+            # user's call, so say how instead of merging.
+            n = self.root_counts().get(taken.id, 0)
+            raise UserError(
+                f"'{new_p}' is already a root of this index ({n} files); to keep its entries, forget the old "
+                f"place with 'sfx-index remove {root.path}'; to keep the old place's entries (its tags and "
+                f"reviews) instead, run 'sfx-index remove {new_p}' and then relocate again"
+            )
         with self.transaction() as conn:
             conn.execute(T["roots"].update().where(T["roots"].c.id == root.id).values(path=new_p))
         return Root(root.id, new_p)
