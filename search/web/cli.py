@@ -47,7 +47,7 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
         )
     t0 = time.perf_counter()
     try:
-        run(settings, host, port, open_browser, loopback, t0)
+        run(settings, host, port, open_browser, loopback, t0, allow_write)
     except KeyboardInterrupt:
         # Ctrl-C is how a server is stopped (uvicorn shuts down, then re-raises the signal),
         # also while the model loads: not an abort.
@@ -56,7 +56,8 @@ def serve(host, port, open_browser, allow_write, index_dir, db_url, model, devic
     sys.stderr.flush()
 
 
-def run(settings, host: str, port: int, open_browser: bool, loopback: bool, t0: float) -> None:
+def run(settings, host: str, port: int, open_browser: bool, loopback: bool, t0: float,
+        allow_write: bool = False) -> None:
     """Load the index and the model, bind, serve until stopped; the hand-off file lives meanwhile."""
     from ..query import Library
     from .app import create_app
