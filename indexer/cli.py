@@ -153,6 +153,11 @@ def status(index_dir, db_url, as_json, n_failures):
         click.echo(f"root:    {safe_text(r['path'])}  ({r['files']} files){gone}")
     for f in st["failures"]:
         click.echo(f"failed:  {safe_text(f['path'])}: {f['reason']}")
+    for f in st["truncated"]:
+        click.echo(f"cut off: {safe_text(f['path'])}: indexed up to {f['indexed_to_s']:.1f} s, where the file "
+                   "breaks off (an interrupted copy? copy it again and rebuild)")
+    if st["truncated_count"] > len(st["truncated"]):
+        click.echo(f"cut off: ... and {st['truncated_count'] - len(st['truncated'])} more (--failures 0 lists all)")
     more = c["failed"] - len(st["failures"])
     if more > 0:
         click.echo(f"failed:  ... and {more} more: 'sfx-index status --failures 0' lists them all "

@@ -36,22 +36,37 @@ def read_facts(path) -> FileFacts:
     return FileFacts(dict(info.__dict__), metadata.read_metadata(path))
 
 
-def file_windows(path, hop_s: float = HOP_S, analysis=None) -> Iterator[audio.Window]:
+def file_windows(path, hop_s: float = HOP_S, analysis=None, facts: FileFacts | None = None) -> Iterator[audio.Window]:
     """The file's windows, streamed; DecodeError when it has none. `analysis` (an
-    indexer.analysis.StreamAnalysis) is fed the same decoded blocks: no second read."""
+    indexer.analysis.StreamAnalysis) is fed the same decoded blocks: no second read. With
+    `facts`, what the decode found is added to facts.info once it ends: the decoder, and for a
+    file cut off part way where it breaks (its windows are those of what decoded)."""
     n = 0
+    decoded: dict = {}
     listen = dict(on_block=analysis.on_block, on_mono=analysis.on_mono) if analysis is not None else {}
-    for w in audio.iter_windows(path, hop_s=hop_s, **listen):
+    for w in audio.iter_windows(path, hop_s=hop_s, info_out=decoded, **listen):
         n += 1
         yield w
     if n == 0:
         raise audio.DecodeError("no audio frames")
+    if facts is not None:
+        facts.info.update(decoded_facts(decoded))
 
 
-def window_parts(path, hop_s: float, size: int, analysis=None) -> Iterator[list[audio.Window]]:
+def decoded_facts(decoded: dict) -> dict:
+    """The file facts a finished decode adds (see audio.iter_mono_48k's info_out)."""
+    out = {"decoder": decoded.get("decoder")}
+    if decoded.get("truncated_at_s") is not None:
+        out.update(truncated_at_s=float(decoded["truncated_at_s"]), duration_s=float(decoded["truncated_at_s"]),
+                   truncated_reason=decoded.get("truncated_reason"))
+    return out
+
+
+def window_parts(path, hop_s: float, size: int, analysis=None, facts: FileFacts | None = None
+                 ) -> Iterator[list[audio.Window]]:
     """The file's windows in lists of at most `size`: memory stays bounded for any length."""
     part: list[audio.Window] = []
-    for w in file_windows(path, hop_s, analysis):
+    for w in file_windows(path, hop_s, analysis, facts):
         part.append(w)
         if len(part) == size:
             yield part

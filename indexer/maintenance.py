@@ -38,6 +38,7 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
                 }
             except IndexCorrupt as exc:
                 vectors["kind"] = f"corrupt ({exc})"
+        n_truncated, truncated = cat.truncated(n_failures or None)
         report = {
             "index_dir": str(settings.index_dir),
             "catalog": settings.catalog_url if settings.db_url else str(settings.index_dir / "catalog.sqlite"),
@@ -49,6 +50,9 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
             "roots": [{"path": r.path, "files": per_root.get(r.id, 0), "missing": not Path(r.path).is_dir()}
                       for r in cat.roots()],
             "failures": [{"path": f.path, "reason": f.error} for f in cat.failures(n_failures or None)],
+            "truncated": [{"path": f.path, "indexed_to_s": f.truncated_at_s, "decoder": f.decoder}
+                          for f in truncated],
+            "truncated_count": n_truncated,
         }
         cat.verify()
         return report

@@ -368,6 +368,8 @@ class Builder:
                     channels=int(p.info["channels"]),
                     subtype=str(p.info.get("subtype") or ""),
                     container=str(p.info.get("container") or ""),
+                    decoder=p.info.get("decoder"),
+                    truncated_at_s=p.info.get("truncated_at_s"),
                 )
                 fid, new_ids, old_ids = self.catalog.write_file(
                     p.root.id, p.item.rel, size=p.item.size, mtime_ns=p.item.mtime_ns,

@@ -163,7 +163,7 @@ class _EmbedFiles:
             try:
                 facts = read_facts(path)
                 f["meta"] = facts.meta
-                for w in file_windows(path, self.hop_s):
+                for w in file_windows(path, self.hop_s, facts=facts):
                     f["starts"].append(float(w.start_s))
                     f["ends"].append(float(w.end_s))
                     buf.append((i, w.samples))

@@ -143,7 +143,7 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
             facts = read_facts(task.path)
             analysis = StreamAnalysis() if task.measure else None
             n = 0
-            for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis):
+            for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis, facts):
                 _send_part(results, wid, task.key, part, frontend, torch)
                 n += len(part)
             _put(results, Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis)))

@@ -479,6 +479,7 @@ class Library:
                 ucs=m.get("ucs.fx_name") and f"{m.get('ucs.cat_id')} {m.get('ucs.fx_name')}",
                 tags=list(tags.get(fid, [])),
             )
+            r.truncated_at_s = f.truncated_at_s
             if found is not None and fid in found:
                 by, cos, kws = found[fid]
                 r.found_by = by

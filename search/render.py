@@ -44,7 +44,9 @@ def table(results, missing: set[str] = frozenset()) -> str:
         at = f"{clock(r.offset_s)}-{clock(r.end_s)}"
         found = f"{r.found_by or '':<7}  " if by else ""
         head = f"{r.rank:>3}  {r.score:6.3f}  {found}{at:<15}  {clock(r.duration_s):>8}  {r.format:<13}  "
-        lines.append(head + _link(shown(r.path), shown(r.path)) + ("  [not on disk]" if r.path in missing else ""))
+        cut = getattr(r, "truncated_at_s", None)
+        lines.append(head + _link(shown(r.path), shown(r.path)) + ("  [not on disk]" if r.path in missing else "")
+                     + (f"  [cut off at {clock(cut)}]" if cut is not None else ""))
         extra = r.description or r.ucs
         if r.tags:
             extra = (extra + "  " if extra else "") + "[" + ", ".join(r.tags[:5]) + "]"

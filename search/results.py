@@ -45,6 +45,7 @@ class Result:
     # Hybrid and keyword modes: which half found the file ("sound", "keyword", "both") and each
     # half's own score (CLAP cosine of the best window; keyword relevance, higher is better).
     # `score` is then the fused score (hybrid) or the keyword score (keyword mode).
+    truncated_at_s: float | None = None  # the file breaks off there (an interrupted copy); indexed up to it
     found_by: str | None = None
     sound_score: float | None = None
     keyword_score: float | None = None

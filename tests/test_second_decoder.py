@@ -150,3 +150,45 @@ def test_an_index_holds_m4a_and_wavpack_and_the_page_plays_them(tmp_path, tiny_c
                 r = c.get(f"/api/files/{row.id}/audio", params={"start": 1.0, "end": 1.5, "download": 1})
                 assert r.status_code == 200 and len(sf.read(io.BytesIO(r.content))[0]) == 24000
                 assert c.get(f"/api/files/{row.id}/waveform").status_code == 200
+
+
+def test_a_build_records_the_decoder_and_where_cut_files_break(tmp_path, tiny_clap):
+    import json
+
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+    from indexer import pipeline
+    from indexer.config import Settings
+    from search import cli as search_cli
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, (SR * 25, 2)).astype(np.float32)
+    sf.write(lib / "whole.wav", x, SR)
+    data = (lib / "whole.wav").read_bytes()
+    (lib / "copy_interrupted.wav").write_bytes(data[: len(data) // 2])
+    encode(lib / "door.m4a", "aac", tone(3.0, 2))
+    settings = Settings(index_dir=tmp_path / "index", model=str(tiny_clap))
+    report = pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    assert report.failed == 0 and report.new == 3
+    from indexer.catalog import Catalog
+
+    cat = Catalog.open(settings.catalog_url)
+    try:
+        rows = {p.name: cat.file_by_path(p) for p in lib.iterdir()}
+    finally:
+        cat.close()
+    assert rows["door.m4a"].decoder == "ffmpeg" and rows["whole.wav"].decoder == "libsndfile"
+    cut = rows["copy_interrupted.wav"]
+    assert cut.truncated_at_s == pytest.approx(12.5, abs=0.01) and cut.duration_s == pytest.approx(12.5, abs=0.01)
+    assert rows["whole.wav"].truncated_at_s is None
+
+    out = CliRunner().invoke(index_cli.main, ["status", "--index", str(settings.index_dir)]).output
+    assert "cut off: " in out and "copy_interrupted.wav: indexed up to 12.5 s" in out
+    st = json.loads(CliRunner().invoke(index_cli.main, ["status", "--index", str(settings.index_dir), "--json"]).stdout)
+    assert st["truncated_count"] == 1 and st["truncated"][0]["indexed_to_s"] == pytest.approx(12.5, abs=0.01)
+    res = CliRunner().invoke(search_cli.main, ["copy interrupted", "--mode", "keyword", "--json", "--index",
+                                               str(settings.index_dir), "--model", settings.model])
+    row = json.loads(res.stdout)[0]
+    assert row["path"].endswith("copy_interrupted.wav") and row["truncated_at_s"] == pytest.approx(12.5, abs=0.01)

@@ -39,3 +39,14 @@ class ReportsMixin:
             q = q.limit(limit)
         with self.read_connection() as conn:
             return [file_row(r) for r in conn.execute(q)]
+
+    def truncated(self, limit: int | None = None) -> tuple[int, list[FileRow]]:
+        """Indexed files cut off part way (indexed up to `truncated_at_s`): how many, and the first."""
+        f = T["files"]
+        where = sa.and_(f.c.status == "ok", f.c.truncated_at_s.is_not(None))
+        q = file_select().where(where).order_by(f.c.id)
+        if limit:
+            q = q.limit(limit)
+        with self.read_connection() as conn:
+            n = conn.execute(sa.select(sa.func.count()).select_from(f).where(where)).scalar_one()
+            return int(n), [file_row(r) for r in conn.execute(q)]

@@ -55,6 +55,17 @@
     actions.prepend(b);
   }
 
-  new MutationObserver(() => list.querySelectorAll(".result").forEach(addButton))
+  // A file cut off part way (an interrupted copy) is indexed up to where it breaks: say so.
+  function markCut(li) {
+    const r = (typeof state !== "undefined" ? state.results : [])[Number(li.dataset.index)];
+    if (!r || r.truncated_at_s === null || r.truncated_at_s === undefined || li.querySelector(".chip.cut")) return;
+    const c = document.createElement("span");
+    c.className = "chip cut";
+    c.title = "the file breaks off here (an interrupted copy?); what came before is indexed";
+    c.textContent = `cut off at ${r.truncated_at_s.toFixed(1)} s`;
+    li.querySelector(".meta")?.prepend(c);
+  }
+
+  new MutationObserver(() => list.querySelectorAll(".result").forEach((li) => { addButton(li); markCut(li); }))
     .observe(list, { childList: true, subtree: true });
 })();
