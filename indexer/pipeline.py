@@ -35,6 +35,8 @@ from .workers import DEFAULT_FILE_TIMEOUT_S, DecodePool
 
 log = logging.getLogger(__name__)
 
+SCAN_BAR_STEP = 64  # files between updates of the scan bar
+
 
 @dataclass
 class BuildReport:
@@ -112,6 +114,7 @@ class Builder:
         # Written files whose vectors are not yet in FAISS: applied right after each commit.
         self._faiss_add: list[tuple[np.ndarray, np.ndarray]] = []
         self._faiss_remove: list[int] = []
+        self._moved_from: set[int] = set()  # catalog ids whose file turned up at another path
 
     # ------------------------------------------------------------------ public
 
@@ -165,9 +168,10 @@ class Builder:
             bar = self._bar(desc=f"scan {root_path.name or root_path}", unit=" files")
             for item in scan(root.path, exclude=self.exclude, on_problem=problem):
                 found.append(item)
-                if len(found) % 1000 == 0:  # tqdm costs more than the rest of a file's step
-                    bar.update(1000)
-            bar.update(len(found) % 1000)
+                if len(found) % SCAN_BAR_STEP == 0:  # tqdm costs more than the rest of a file's step
+                    bar.update(SCAN_BAR_STEP)
+            bar.update(len(found) % SCAN_BAR_STEP)
+            bar.refresh()  # the count found, even when the walk took less than the bar's interval
             bar.close()
             known = self.catalog.file_stats(root.id)  # {(rel, size, mtime_ns)}
             key = operator.attrgetter("rel", "size", "mtime_ns")
@@ -211,7 +215,8 @@ class Builder:
             removed = self.catalog.delete_files(gone)
             self.catalog.bump_generation()
             self.vectors.remove(np.asarray(removed, dtype=np.int64))
-            self.report.deleted += len(gone)
+            # A moved file's old entry goes too, but it was reported as moved, not deleted.
+            self.report.deleted += len(gone_ids - self._moved_from)
 
     # ------------------------------------------------------------------ embedding
 
@@ -264,6 +269,7 @@ class Builder:
             self._faiss_add.append((np.asarray(new_ids, np.int64), vecs))
             if src_id in gone_ids:
                 rep.moved += 1
+                self._moved_from.add(src_id)
             elif state is not None:
                 rep.changed += 1
             else:

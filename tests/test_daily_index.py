@@ -134,3 +134,21 @@ def test_embed_npy_keeps_the_windows_times(tmp_path, tiny_clap, library):
     assert rows[0]["path"] == str(files["tone"].resolve())
     res = CliRunner().invoke(index_cli.main, ["embed", str(files["tone"]), "--model", str(tiny_clap), "--npy", str(out)])
     assert "wrote 1 vector to" in res.stderr
+
+
+def test_the_scan_bar_counts_the_files_and_a_move_is_not_also_a_deletion(tmp_path, tiny_clap, capsys):
+    from conftest import make_library
+
+    from indexer import pipeline
+    from indexer.config import Settings
+
+    root = tmp_path / "lib"
+    files = make_library(root)
+    settings = Settings(index_dir=tmp_path / "index", model=str(tiny_clap))
+    pipeline.build(settings, [str(root)], workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert "scan lib: 6 files" in err.replace("\r", "\n")
+    (root / "moved").mkdir()
+    shutil.move(files["tone"], root / "moved" / "tone_renamed.wav")
+    report = pipeline.build(settings, [str(root)], workers=1, progress=False)
+    assert (report.moved, report.deleted, report.new) == (1, 0, 0)
