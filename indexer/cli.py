@@ -153,6 +153,10 @@ def status(index_dir, db_url, as_json, n_failures):
         click.echo(f"root:    {safe_text(r['path'])}  ({r['files']} files){gone}")
     for f in st["failures"]:
         click.echo(f"failed:  {safe_text(f['path'])}: {f['reason']}")
+    for f in st["skipped"][: n_failures or None]:
+        click.echo(f"skipped: {safe_text(f['path'])}: {f['reason']}")
+    if n_failures and len(st["skipped"]) > n_failures:
+        click.echo(f"skipped: ... and {len(st['skipped']) - n_failures} more (--failures 0 lists all)")
     for f in st["truncated"]:
         click.echo(f"cut off: {safe_text(f['path'])}: indexed up to {f['indexed_to_s']:.1f} s, where the file "
                    "breaks off (an interrupted copy? copy it again and rebuild)")

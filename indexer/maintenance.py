@@ -53,11 +53,28 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
             "truncated": [{"path": f.path, "indexed_to_s": f.truncated_at_s, "decoder": f.decoder}
                           for f in truncated],
             "truncated_count": n_truncated,
+            "skipped": scan_problems(cat),
         }
         cat.verify()
         return report
     finally:
         index.close()
+
+
+def scan_problems(cat) -> list[dict]:
+    """What the last build's walk of each root could not follow (broken or looping symlinks,
+    unreadable folders), as {path, reason}."""
+    import json
+
+    from .pipeline import scan_problems_key
+
+    out: list[dict] = []
+    for r in cat.roots():
+        try:
+            out += json.loads(cat.get_meta(scan_problems_key(r.id)) or "[]")
+        except ValueError:
+            continue
+    return out
 
 
 def remove_root(settings: Settings, root: str | Path) -> int:

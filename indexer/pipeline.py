@@ -11,6 +11,7 @@ Each commit writes whole files with their chunks, so a kill loses at most the ba
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import operator
 import os
@@ -36,6 +37,12 @@ from .workers import DEFAULT_FILE_TIMEOUT_S, DecodePool
 log = logging.getLogger(__name__)
 
 SCAN_BAR_STEP = 64  # files between updates of the scan bar
+MAX_KEPT_PROBLEMS = 1000  # scan problems of a root kept for `sfx-index status`
+
+
+def scan_problems_key(root_id: int) -> str:
+    """The catalog meta key holding a root's last scan problems (JSON [{path, reason}])."""
+    return f"scan_problems:{root_id}"
 
 
 @dataclass
@@ -154,9 +161,12 @@ class Builder:
         root = self.catalog.add_root(root_path)
         unreadable: list[str] = []
 
+        problems: list[dict] = []
+
         def problem(p):
             log.info("skipping %s: %s", p.path, p.reason)
             self.report.skipped.append({"path": str(p.path), "reason": p.reason})
+            problems.append({"path": str(p.path), "reason": p.reason})
             if p.reason.startswith("cannot read folder"):
                 unreadable.append(p.rel.rstrip("/") + "/")
 
@@ -186,6 +196,9 @@ class Builder:
                     if rel not in seen and not any(rel.startswith(u) or u == "/" for u in unreadable)
                 ]
             n_known, emptied = len(known), bool(known) and not found
+            # What the walk could not follow (broken or looping symlinks, unreadable folders)
+            # stays listed in `sfx-index status` until a later walk no longer meets it.
+            self.catalog.set_meta(scan_problems_key(root.id), json.dumps(problems[:MAX_KEPT_PROBLEMS]))
             # Freed while collection is still off: turned on with them alive, it would first walk
             # them all (a full collection is due after so many new objects; docs/benchmarks.md).
             del found, known

@@ -228,7 +228,13 @@ def scan(
                     if key in excluded_ids or _is_hidden(name, st):
                         continue
                     if is_link and walk_reaches(os.path.realpath(base + name)):
-                        log.debug("scan: %s links inside the root; walked at its real path", rel)
+                        real = os.path.realpath(base + name)
+                        if os.path.realpath(base).startswith(real.rstrip(os.sep) + os.sep) or \
+                                os.path.realpath(base) == real:
+                            # A link back to a folder above it: a loop a person should hear about.
+                            problem(base + name, rel, f"symlink loop: points back to {real}, which holds it (not followed)")
+                        else:
+                            log.debug("scan: %s links inside the root; walked at its real path", rel)
                         continue
                     if key in visited_dirs:
                         log.debug("scan: %s already walked (symlink loop or second link)", rel)

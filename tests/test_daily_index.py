@@ -152,3 +152,27 @@ def test_the_scan_bar_counts_the_files_and_a_move_is_not_also_a_deletion(tmp_pat
     shutil.move(files["tone"], root / "moved" / "tone_renamed.wav")
     report = pipeline.build(settings, [str(root)], workers=1, progress=False)
     assert (report.moved, report.deleted, report.new) == (1, 0, 0)
+
+
+def test_broken_and_looping_symlinks_are_listed_in_status(tmp_path, tiny_clap):
+    import json
+
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+
+    settings, root = _index_with_failures(tmp_path, tiny_clap, 0)
+    (root / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    (root / "tones" / "back_up").symlink_to(root)
+    from indexer import pipeline
+
+    pipeline.build(settings, [str(root)], workers=1, progress=False)
+    out = CliRunner().invoke(index_cli.main, ["status", "--index", str(settings.index_dir)]).output
+    assert "skipped: " + str(root / "gone.wav") + ": broken symlink" in out
+    assert "back_up: symlink loop" in out
+    st = json.loads(CliRunner().invoke(index_cli.main, ["status", "--index", str(settings.index_dir), "--json"]).stdout)
+    assert {s["reason"].split(":")[0] for s in st["skipped"]} == {"broken symlink", "symlink loop"}
+    (root / "gone.wav").unlink()
+    pipeline.build(settings, [str(root)], workers=1, progress=False)
+    out = CliRunner().invoke(index_cli.main, ["status", "--index", str(settings.index_dir)]).output
+    assert "gone.wav" not in out and "symlink loop" in out  # fixed problems leave the list
