@@ -149,8 +149,8 @@ def test_search_results_fold_near_duplicates_into_one_row_with_measurements(inde
     _lib, files, url = indexed
     with Library.from_settings(Settings(index_dir=tmp_path / "idx", db_url=url)) as lib:
         first = lib.catalog.file_by_path(files["other"].resolve()).id
-        plain = lib.similar(file_id=first, n=20)
-        folded = lib.similar(file_id=first, n=20, collapse_copies=True)
+        plain = lib.similar(file_id=first, n=20, include_self=True)
+        folded = lib.similar(file_id=first, n=20, collapse_copies=True, include_self=True)
     assert len(plain) == len(files) and all(r.copies == [] for r in plain)
     assert len(folded) == len(files) - 2 and [r.rank for r in folded] == list(range(1, len(folded) + 1))
     family = {str(files[k].resolve()) for k in ("orig", "mp3", "quiet")}
