@@ -140,7 +140,7 @@ def test_help_explains_the_syntax_and_the_scores():
 
 
 def test_an_old_keyword_index_is_rebuilt_by_the_migration(tmp_path):
-    """A catalog made before migration 5 (one FTS column of raw path words) finds files by their
+    """A catalog made before migration 6 (one FTS column of raw path words) finds files by their
     split, stemmed name words once opened by this version."""
     import sqlalchemy as sa
 
@@ -149,7 +149,7 @@ def test_an_old_keyword_index_is_rebuilt_by_the_migration(tmp_path):
     url = f"sqlite:///{tmp_path / 'cat.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        migrations.upgrade(conn, "sqlite", 0, 4)
+        migrations.upgrade(conn, "sqlite", 0, 5)
         conn.exec_driver_sql("INSERT INTO roots(id, path, added_at) VALUES (1, '/lib', 0)")
         conn.exec_driver_sql(
             "INSERT INTO files(id, root_id, rel, size, mtime_ns, status) VALUES (7, 1, 'Drums/SabianHatSemiOpen-Med.wav', 1, 1, 'ok')")

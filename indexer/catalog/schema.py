@@ -153,7 +153,7 @@ file_text = sa.Table(
     "file_text",
     sa.MetaData(),
     sa.Column("file_id", sa.Integer, primary_key=True),
-    sa.Column("body", sa.Text),  # unused since migration 5
+    sa.Column("body", sa.Text),  # unused since migration 6
     sa.Column("name", sa.Text),
     sa.Column("description", sa.Text),
     sa.Column("folder", sa.Text),
