@@ -272,7 +272,7 @@ def test_cli_similar_several_files_equals_brute_force(lib, built):
     assert [x["path"] for x in rows] == paths
     assert np.allclose([x["score"] for x in rows], scores, atol=1e-4)
     # One file keeps the plain "similar" (same order as liking it alone).
-    one = json.loads(run_cli(settings, "similar", str(files["sweep"]), "-n", "4", "--json").stdout)
+    one = json.loads(run_cli(settings, "similar", str(files["sweep"]), "-n", "4", "--json", "--include-self").stdout)
     paths, _ = brute_force_order(lib.catalog, formula(None, [window(lib.catalog, files["sweep"])], []))
     assert [x["path"] for x in one] == paths[:4]
     r = run_cli(settings, "similar", str(files["noise"]), str(files["tone"]), "--start", "1")
