@@ -162,6 +162,8 @@ class Library:
             try:
                 self.catalog.store_text_vectors(key, store, vecs)
             except Exception as exc:  # a read-only index still answers queries
+                if self.catalog.damage is not None:  # a corrupt one says so instead
+                    raise self.catalog.damage from None
                 log.debug("could not cache text vectors: %s", exc)
         return np.stack([cached[t] for t in texts]).astype(np.float32)
 

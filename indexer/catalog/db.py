@@ -144,6 +144,12 @@ class Database:
             raise self._damage
         self._verified = True
 
+    @property
+    def damage(self) -> "CatalogError | None":
+        """The integrity failure verify() found, if any: a caller that tolerates a failed write
+        (a read-only index still answers queries) re-raises this one instead of hiding it."""
+        return self.__dict__.get("_damage")
+
     def verify_in_background(self) -> None:
         """Start the integrity check on its own connection and thread; the first write (any
         transaction) waits for it and is refused if it fails, so nothing is ever written into
