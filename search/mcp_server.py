@@ -74,13 +74,14 @@ def create_server(open_library: Callable[[], Any]):
 
     @server.tool()
     def similar(path: str | None = None, file_id: int | None = None, start_s: float | None = None,
-                n: int = 10) -> dict[str, Any]:
+                n: int = 10, include_self: bool = False) -> dict[str, Any]:
         """Find sounds like a file: give its absolute path (in the library or not) or its file_id from a
         result. start_s: match the 10 s window at this moment instead of the whole file.
-        Returns {"results": [...]} like search (the file itself usually comes first)."""
+        include_self: also list the file itself (left out by default, as sfx-search similar does).
+        Returns {"results": [...]} like search."""
         if path is None and file_id is None:
             raise ToolError("give path (an audio file) or file_id (from a search result)")
-        rows = call(lambda lib: lib.similar(path, file_id=file_id, start_s=start_s, n=_n(n)))
+        rows = call(lambda lib: lib.similar(path, file_id=file_id, start_s=start_s, n=_n(n), include_self=include_self))
         return {"results": [r.as_json() for r in rows]}
 
     @server.tool()

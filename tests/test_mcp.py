@@ -51,7 +51,7 @@ def test_tools_answer_like_the_library(built, tiny_clap):
 
     names, (search, similar, details, by_id, missing, empty, tags) = _run(server, [
         ("search", {"query": "rain", "n": 3, "mode": "semantic"}),
-        ("similar", {"path": str(files["sweep"]), "n": 2}),
+        ("similar", {"path": str(files["sweep"]), "n": 2, "include_self": True}),
         ("file_details", {"path": str(files["sweep"])}),
         ("file_details", {"file_id": fid}),
         ("file_details", {"path": "/nowhere/x.wav"}),
@@ -104,5 +104,5 @@ def test_sfx_search_mcp_over_stdio(built, tiny_clap):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     params = StdioServerParameters(command=sys.executable, env=env,
                                    args=["-m", "search.cli", "mcp", "--index", str(index), "--model", str(tiny_clap)])
-    _, (res,) = _run(params, [("similar", {"path": str(files["long"]), "n": 1})])
+    _, (res,) = _run(params, [("similar", {"path": str(files["long"]), "n": 1, "include_self": True})])
     assert not res.is_error and res.structured_content["results"][0]["path"] == str(files["long"])

@@ -129,7 +129,7 @@ def test_pytorch_bin_checkpoint_in_the_hf_cache_by_id(tmp_path, tiny_clap, libra
     runner = CliRunner()
     r = runner.invoke(index_cli, ["build", str(root), "--index", str(index), "--model", "acme/clap-bin-only"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(search_cli, ["similar", str(files["sweep"]), "--json", "-n", "2", "--index", str(index),
+    r = runner.invoke(search_cli, ["similar", str(files["sweep"]), "--include-self", "--json", "-n", "2", "--index", str(index),
                                    "--model", "acme/clap-bin-only"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)[0]["path"] == str(files["sweep"])
@@ -202,6 +202,6 @@ def test_each_family_builds_and_searches(family, tiny_clap_dirs, tiny_clap_large
     r = runner.invoke(search_cli, ["rain", "--json", "-n", "10", "--mode", "semantic", *opts])
     assert r.exit_code == 0, r.output
     assert {row["path"] for row in json.loads(r.stdout)} == {str(p) for p in files.values()}
-    r = runner.invoke(search_cli, ["similar", str(files["long"]), "--json", "-n", "1", *opts])
+    r = runner.invoke(search_cli, ["similar", str(files["long"]), "--include-self", "--json", "-n", "1", *opts])
     assert json.loads(r.stdout)[0]["path"] == str(files["long"])
     shutil.rmtree(index)

@@ -103,7 +103,7 @@ def test_demo_library_through_the_installed_wheel(venv, tiny_clap, tmp_path):
     assert ucs and all(v.split()[0] == k for k, v in ucs.items()), ucs
 
     target = next(r["path"] for r in rows if Path(r["path"]).name.startswith("RAIN"))
-    like = json.loads(_run([bin_ / "sfx-search", "similar", target, "--json", "-n", "3", *common], env=env, cwd=work).stdout)
+    like = json.loads(_run([bin_ / "sfx-search", "similar", target, "--include-self", "--json", "-n", "3", *common], env=env, cwd=work).stdout)
     assert like[0]["path"] == target and like[0]["score"] > 0.99
 
     tagged = _run([bin_ / "sfx-search", "tag", "--taxonomy", "ucs", "--name", "ucs", "--top-k", "2", *common],
