@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .runtime.cache import prune
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1
@@ -275,7 +277,7 @@ def export(hf_model, hf_tokenizer, ckpt: Path, precision: str) -> Path | None:
             shutil.rmtree(tmp, ignore_errors=True)
             if not (dest / "meta.json").is_file():  # another process may have won the race
                 raise
-        _prune(dest)
+        prune(dest, MAX_ENTRIES)
         return dest
     except (OSError, KeyError, ValueError, RuntimeError, torch.OutOfMemoryError) as exc:
         log.debug("text cache: not written (%s: %s)", type(exc).__name__, exc)
@@ -350,25 +352,3 @@ def _mmap_safetensors(path: Path) -> dict:
         t = torch.frombuffer(mm, dtype=dtype, count=count, offset=base + start) if count else torch.empty(0, dtype=dtype)
         out[name] = t.view(info["shape"])
     return out
-
-
-def _prune(keep: Path) -> None:
-    root = keep.parent
-    entries = []
-    for d in root.iterdir():
-        if d == keep or not d.is_dir():
-            continue
-        if d.name.startswith(".tmp-"):
-            if time.time() - d.stat().st_mtime > 3600:
-                shutil.rmtree(d, ignore_errors=True)
-            continue
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-            gone = not Path(meta["key"]["checkpoint"]).is_dir()
-            entries.append((0 if gone else (d / "meta.json").stat().st_mtime, d))
-        except (OSError, ValueError, KeyError):
-            entries.append((0, d))
-    entries.sort(reverse=True)
-    for i, (mtime, d) in enumerate(entries):
-        if mtime == 0 or i >= MAX_ENTRIES - 1:
-            shutil.rmtree(d, ignore_errors=True)

@@ -126,9 +126,10 @@ def failed_before(facts: dict) -> str | None:
     return info.get("reason") if info.get("key") == facts else None
 
 
-def prune(keep: Path) -> None:
+def prune(keep: Path, max_entries: int = MAX_ENTRIES) -> None:
     """Drop entries of checkpoints that are gone, stale temporary folders, and all but the
-    MAX_ENTRIES most recently used."""
+    `max_entries` most recently used (any cache of per-checkpoint folders with a meta.json
+    whose key names the checkpoint: the exports here, the text towers of indexer.textcache)."""
     root = keep.parent
     entries = []
     for d in root.iterdir():
@@ -146,5 +147,5 @@ def prune(keep: Path) -> None:
             entries.append((0, d))
     entries.sort(reverse=True)
     for i, (mtime, d) in enumerate(entries):
-        if mtime == 0 or i >= MAX_ENTRIES - 1:
+        if mtime == 0 or i >= max_entries - 1:
             shutil.rmtree(d, ignore_errors=True)
