@@ -140,3 +140,26 @@ def test_filter_controls_come_from_the_declaration(page):
     assert page.locator(".result").count() == 1
     page.fill("#channels", "")
     page.locator("#channels").blur()
+
+
+def test_a_slow_older_answer_does_not_overwrite_a_newer_one(page):
+    # The page's fetch is slowed for the filtered query only, so its answer lands after the
+    # answer to the newer, unfiltered one; the list must keep the newer answer.
+    page.evaluate("""() => { window.fetchBefore = window.fetch;
+      window.fetch = (u, o) => String(u).includes('ext=aiff')
+        ? new Promise(r => setTimeout(r, 1500)).then(() => window.fetchBefore(u, o))
+        : window.fetchBefore(u, o); }""")
+    try:
+        page.fill("#q", "rain on a tin roof")
+        page.press("#q", "Enter")
+        idle = "() => !document.getElementById('status').classList.contains('busy')"
+        page.wait_for_function(idle)
+        page.select_option("#ext", "aiff")
+        page.select_option("#ext", "")
+        page.wait_for_function(idle)
+        page.wait_for_timeout(2500)  # the slow answer has arrived by now
+        names = page.locator(".result .name").all_text_contents()
+        assert len(names) > 1 and not all(".aiff" in n for n in names), names
+        assert "results for" in page.locator("#status").text_content()
+    finally:
+        page.evaluate("() => { window.fetch = window.fetchBefore; }")

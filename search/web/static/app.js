@@ -99,6 +99,20 @@ async function getJSON(url, options) {
   return data;
 }
 
+// Only the newest request for the result list may fill it: a slow answer to an older
+// query (say, a filter just cleared) must not overwrite the answer to a newer one.
+let listTicket = 0;
+async function getList(url, options) {
+  const ticket = ++listTicket;
+  try {
+    const data = await getJSON(url, options);
+    return ticket === listTicket ? data : null;
+  } catch (e) {
+    if (ticket === listTicket) throw e;
+    return null;
+  }
+}
+
 async function runSearch() {
   const q = $("q").value.trim();
   if (!q) { $("q").focus(); return; }
@@ -108,7 +122,8 @@ async function runSearch() {
   history.replaceState(null, "", `?${new URLSearchParams({ q })}`);
   setStatus(`Searching for “${q}”…`, "busy");
   try {
-    const data = await getJSON(`/api/search?${params}`);
+    const data = await getList(`/api/search?${params}`);
+    if (!data) return;
     state.context = { kind: "search", q };
     show(data.results, `${data.results.length} results for “${q}”`, data.ms);
   } catch (e) {
@@ -124,7 +139,8 @@ async function findSimilar(i) {
   const params = filterParams(new URLSearchParams({ file_id: r.file_id, start: at.toFixed(2) }));
   setStatus(`Looking for sounds like ${r.name}…`, "busy");
   try {
-    const data = await getJSON(`/api/similar?${params}`);
+    const data = await getList(`/api/similar?${params}`);
+    if (!data) return;
     state.context = { kind: "similar", file: r };
     show(data.results, `${data.results.length} sounds like ${r.name} at ${fmtTime(at)}`, data.ms);
   } catch (e) {

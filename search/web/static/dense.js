@@ -1,5 +1,5 @@
 // A day of auditioning (issue 19), beside app.js without changing it (it uses app.js's
-// globals: state, list, player, renderRow, select, play, show, getJSON, fmtTime, toast):
+// globals: state, list, player, renderRow, select, play, show, getList, fmtTime, toast):
 //  - a dense list (20+ rows on a laptop screen) with columns sortable by score, name, length, format;
 //  - ctrl/shift-click picks several rows; "Download picked" saves their matching regions as WAV;
 //  - volume, loop, and auto-play when moving with the arrow keys (a toggle), remembered;
@@ -173,7 +173,8 @@
     });
     m.querySelector(".region-similar").addEventListener("click", async () => {
       try {
-        const data = await getJSON(`/api/similar?file_id=${r.file_id}&start=${a}`);
+        const data = await getList(`/api/similar?file_id=${r.file_id}&start=${a}`);
+        if (!data) return;
         show(data.results, `${data.results.length} sounds like ${r.name} at ${fmtTime(a)}`, data.ms || 0);
       } catch (e) {
         toast(e.message);

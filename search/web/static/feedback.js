@@ -84,9 +84,10 @@ async function refine() {
   };
   setStatus("Refining…", "busy");
   try {
-    const data = await getJSON("/api/refine", {
+    const data = await getList("/api/refine", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
+    if (!data) return;
     // Judged results that fell out of the list stay visible at its end, marked.
     const shown = new Set(data.results.map(feedbackKey));
     const kept = marks.filter((m) => !shown.has(feedbackKey(m.row))).map((m) => ({ ...m.row, rank: "·" }));
