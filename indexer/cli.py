@@ -103,7 +103,9 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
     else:
         r = report
         click.echo(
-            f"{r.new} new, {r.changed} changed, {r.moved} moved, {r.duplicates} duplicates, "
+            f"{r.new} new, {r.changed} changed, "
+            + (f"{r.retagged} retagged (metadata only, vectors kept), " if r.retagged else "")
+            + f"{r.moved} moved, {r.duplicates} duplicates, "
             f"{r.deleted} deleted, {r.unchanged} unchanged, {r.failed} failed; "
             f"{r.windows} windows embedded in {r.seconds:.1f} s"
         )

@@ -21,10 +21,6 @@ from search.cli import main as search_main
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = {"sfx-index": index_main, "sfx-search": search_main}
 SKIP = {"design.md"}
-# Documented commands whose module landed before it could register them (issue 15's write-back
-# waits for the CLI refactor, issue 14). Only "no such command" is forgiven, and only while
-# the command is missing: once registered, its options are checked like any other.
-PENDING = {("sfx-index", "write-meta"), ("sfx-index", "rename-ucs"), ("sfx-index", "undo")}
 
 
 def doc_files() -> list[Path]:
@@ -85,8 +81,6 @@ def _command_of(program: str, tokens: list[str]) -> tuple[list[click.Command], l
                 if sub is None and chain[-1] is search_main and len(chain) == 1:
                     chain.append(search_main.commands["query"])  # the default command: the query text
                     words_done = True
-                elif sub is None and len(chain) == 1 and (program, part) in PENDING:
-                    return chain, []
                 elif sub is None:
                     raise AssertionError(f"{program} {' '.join(c.name for c in chain[1:])} has no command '{part}'")
                 else:

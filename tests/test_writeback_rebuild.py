@@ -80,3 +80,22 @@ def test_changed_audio_is_still_reembedded(settings, tmp_path):
     audiogen.write_audio(p, kind="noise", duration=1.0)
     rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
     assert (rep.changed, rep.retagged) == (1, 0)
+
+
+def test_the_build_summary_names_retagged_files(settings, tmp_path):
+    from click.testing import CliRunner
+
+    from indexer.cli import main
+
+    lib = tmp_path / "lib"
+    flac = audiogen.write_audio(lib / "tones.flac", kind="sine", duration=1.0)
+    args = ["build", str(lib), "--index", str(settings.index_dir), "--model", settings.model, "-q"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "retagged" not in first.output
+    m = mutagen.File(flac)
+    m["DESCRIPTION"] = ["quokka call"]
+    m.save()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "0 changed, 1 retagged (metadata only, vectors kept)" in again.output
