@@ -1,4 +1,4 @@
-"""Measure the indexed files that have no measurements yet, without the model.
+"""Fill in what older catalogs lack, without the model: measurements and audio hashes.
 
 A catalog indexed before measurements existed (or by an engine that does not measure, such
 as the Ray one) has files whose `measured` column is NULL or older than
@@ -6,6 +6,12 @@ as the Ray one) has files whose `measured` column is NULL or older than
 those is decoded once for its measurements and fingerprint (no windows, no model, no
 re-embedding), in a few processes. A file that cannot be decoded any more is left as it is
 (the next build's reconcile sees that it changed or went away).
+
+A catalog indexed before files.audio_hash existed would re-embed a file on its first metadata
+edit (nothing to compare the new audio hash with). `hash_unhashed` records the audio hash of
+each such file, but only while its bytes are provably still those that were embedded: the
+content hash is read before and after and must equal the catalog's. Formats without an audio
+hash get NO_AUDIO_HASH so that they are not read again by every build.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 from .analysis import VERSION, FileAnalysis, analyse_file
+from .audiohash import audio_hash
+from .scan import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,31 @@ def measure_unmeasured(catalog, *, workers: int = 1, progress: bool = False) -> 
                         done += 1
             bar.update(len(part))
     bar.close()
+    return done
+
+
+NO_AUDIO_HASH = ""  # a format indexer.audiohash does not know: compared with nothing, never re-read
+
+
+def hash_unhashed(catalog, *, progress: bool = False) -> int:
+    """Record the audio hash of indexed files that have none; returns how many were recorded."""
+    todo = catalog.files_without_audio_hash()
+    if not todo:
+        return 0
+    from tqdm import tqdm
+
+    done = 0
+    for fid, path, stored in tqdm(todo, desc="hashing audio", unit="file", disable=not progress, leave=False):
+        try:
+            if content_hash(path) != stored:
+                continue  # changed since it was embedded: the build re-embeds it anyway
+            ah = audio_hash(path)
+            if content_hash(path) != stored:
+                continue  # changed while being read
+        except OSError as exc:
+            log.debug("cannot hash %s: %s", path, exc)
+            continue
+        done += catalog.store_audio_hash(fid, ah if ah is not None else NO_AUDIO_HASH, stored)
     return done
 
 

@@ -518,9 +518,11 @@ def build(
             )
             try:
                 report = builder.run(roots)
-                if measure:  # files indexed before measurements existed, without the model
-                    from .backfill import measure_unmeasured
+                from .backfill import hash_unhashed, measure_unmeasured
 
+                # Files indexed before audio hashes or measurements existed, without the model.
+                hash_unhashed(index.catalog, progress=progress)
+                if measure:
                     measure_unmeasured(index.catalog, workers=workers or default_workers(), progress=progress)
                 index.catalog.verify()  # a run that wrote nothing still reports a damaged catalog
             except Exception as exc:

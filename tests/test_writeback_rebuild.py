@@ -99,3 +99,64 @@ def test_the_build_summary_names_retagged_files(settings, tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert "0 changed, 1 retagged (metadata only, vectors kept)" in again.output
+
+
+def _forget_audio_hashes(settings):
+    """The catalog as one made before files.audio_hash existed."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(settings.catalog_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE files SET audio_hash = NULL")
+    engine.dispose()
+
+
+def _audio_hashes(settings):
+    cat = Catalog.open(settings.catalog_url, create=False)
+    try:
+        return cat.files_without_audio_hash()
+    finally:
+        cat.close()
+
+
+def test_an_older_catalog_learns_audio_hashes_and_then_keeps_vectors_on_a_tag_edit(settings, tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    flac = audiogen.write_audio(lib / "tones.flac", kind="sine", duration=1.0)
+    wav = audiogen.write_audio(lib / "sweep.wav", kind="sweep", duration=1.0)
+    pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    _forget_audio_hashes(settings)
+    assert len(_audio_hashes(settings)) == 2
+
+    # The next build (nothing changed) records them from the bytes that were embedded...
+    rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    assert (rep.unchanged, rep.changed, rep.new) == (2, 0, 0)
+    assert _audio_hashes(settings) == []
+
+    # ...so a tag edit afterwards is a retag: no model, no decoder.
+    m = mutagen.File(flac)
+    m["DESCRIPTION"] = ["quokka call"]
+    m.save()
+    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
+    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    assert (rep.retagged, rep.changed, rep.unchanged) == (1, 0, 1)
+    assert wav.exists()
+
+
+def test_no_audio_hash_is_learnt_from_bytes_that_changed_since_they_were_embedded(settings, tmp_path):
+    import os
+
+    lib = tmp_path / "lib"
+    p = audiogen.write_audio(lib / "a.wav", kind="sine", duration=1.0)
+    pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    _forget_audio_hashes(settings)
+    # New samples in place, same size and mtime (a tool that keeps timestamps): the scan takes
+    # the file for unchanged, and the backfill must not record the new audio as the embedded one.
+    st = os.stat(p)
+    raw = bytearray(p.read_bytes())
+    raw[-400:] = bytes(400)
+    p.write_bytes(bytes(raw))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
+    assert rep.unchanged == 1
+    assert [path for _, path, _ in _audio_hashes(settings)] == [str(p)]

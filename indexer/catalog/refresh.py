@@ -9,6 +9,7 @@ the vectors stay, no model is called.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -27,6 +28,28 @@ class RefreshMixin:
                 sa.select(f.c.audio_hash).where(f.c.id == int(file_id), f.c.status == "ok")
             ).first()
         return row[0] if row else None
+
+    def files_without_audio_hash(self) -> list[tuple[int, str, str]]:
+        """(id, absolute path, content hash) of indexed files that have no audio hash yet (a
+        catalog made before files.audio_hash existed)."""
+        f, r = T["files"], T["roots"]
+        q = (
+            sa.select(f.c.id, r.c.path, f.c.rel, f.c.content_hash).select_from(f.join(r, f.c.root_id == r.c.id))
+            .where(f.c.status == "ok", f.c.audio_hash.is_(None)).order_by(f.c.id)
+        )
+        with self.read_connection() as conn:
+            return [(i, str(Path(root) / rel_from_db(rel)), h) for i, root, rel, h in conn.execute(q)]
+
+    def store_audio_hash(self, file_id: int, audio_hash: str, content_hash: str) -> bool:
+        """Record the audio hash of a file whose bytes are still those it was indexed from;
+        False (nothing written) when the catalog's content hash is another by now."""
+        f = T["files"]
+        with self.transaction() as conn:
+            done = conn.execute(
+                f.update().where(f.c.id == int(file_id), f.c.content_hash == content_hash, f.c.audio_hash.is_(None))
+                .values(audio_hash=audio_hash)
+            )
+        return done.rowcount == 1
 
     def refresh_metadata(self, file_id: int, *, size: int, mtime_ns: int, content_hash: str,
                          metadata: dict[str, str], audio_hash: str | None = None) -> None:
