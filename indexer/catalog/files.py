@@ -264,6 +264,7 @@ class FilesMixin:
             meta = {k: v for k, v in conn.execute(sa.select(m.c.key, m.c.value).where(m.c.file_id == src_id))}
             self.write_metadata(conn, fid, rel, meta)
             self.copy_analysis(conn, src_id, fid)
+            self.copy_tags(conn, src_id, fid)
         return fid, new_ids, old
 
     def mark_failed(

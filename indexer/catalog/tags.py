@@ -80,6 +80,19 @@ class TagsMixin:
                 )
             )
 
+    def copy_tags(self, conn, src_id: int, dst_id: int) -> None:
+        """A moved or duplicated file (the same audio) takes its source's tags and the user's
+        decisions on it; labels the destination already carries in the same set stay its own."""
+        t = T["tags"]
+        cols = ("label", "cat_id", "score", "set_name", "source", "model", "created_at")
+        have = {(s, lab, src) for s, lab, src in conn.execute(
+            sa.select(t.c.set_name, t.c.label, t.c.source).where(t.c.file_id == dst_id))}
+        rows = [dict(zip(cols, r), file_id=dst_id)
+                for r in conn.execute(sa.select(*(t.c[k] for k in cols)).where(t.c.file_id == src_id).order_by(t.c.id))]
+        rows = [r for r in rows if (r["set_name"], r["label"], r["source"]) not in have]
+        if rows:
+            conn.execute(t.insert(), rows)
+
     # ------------------------------------------------------------------ reading tags
 
     def user_decisions(self, label: str) -> dict[int, bool]:
