@@ -128,8 +128,13 @@ def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
     from .decode import failure_reason, read_facts, window_parts
     from .mel import LogMelFrontend
 
+    from .measure import k_weighting_sos
+
     frontend = LogMelFrontend.from_config(fe_config)
     frontend.parallel = 1  # this process is already one of several beside the model
+    # The meter's first use imports scipy.signal and pyloudnorm (a second or more of CPU): pay
+    # it now, before a file's stall clock starts, not inside the first file's time limit.
+    k_weighting_sos(48000)
     while True:
         try:
             task = tasks.get(timeout=POLL_S)
