@@ -1,6 +1,6 @@
 """Decode + embed engines: the Builder hands them files and gets whole files back.
 
-The Builder (pipeline.py) owns everything around the model: the scan, the reconciliation with
+The Builder (builder.py) owns everything around the model: the scan, the reconciliation with
 the catalog, hashing, copies of known bytes, and the one writer of the catalog. An engine only
 turns a file into its chunks and vectors, or a failure with its reason (invariant 4):
 

@@ -66,7 +66,7 @@ def scan_problems(cat) -> list[dict]:
     unreadable folders), as {path, reason}."""
     import json
 
-    from .pipeline import scan_problems_key
+    from .builder import scan_problems_key
 
     out: list[dict] = []
     for r in cat.roots():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import audiogen
-from indexer import pipeline
+from indexer import builder, pipeline
 from indexer.config import UserError
 from indexer.index import Index
 
@@ -47,8 +47,8 @@ def _forbid_model_and_hash(monkeypatch):
         raise AssertionError("a file was hashed")
 
     monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: no_model()))
-    monkeypatch.setattr(pipeline, "content_hash", no_hash)
-    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: no_model())
+    monkeypatch.setattr(builder, "content_hash", no_hash)
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: no_model())
 
 
 def test_first_build_indexes_every_file_and_records_failures(settings, library):
@@ -94,7 +94,7 @@ def test_moved_renamed_and_duplicated_files_reuse_vectors(settings, library, mon
     from indexer import clap
 
     monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
-    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
     report = _build(settings, [root])
     assert (report.moved, report.duplicates, report.deleted) == (1, 1, 0)  # moved is not also deleted
     after = _snapshot(settings)
@@ -127,7 +127,7 @@ def test_touched_but_identical_file_keeps_its_chunks(settings, library, monkeypa
     _build(settings, [root])
     st = os.stat(files["tone"])
     os.utime(files["tone"], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
     report = _build(settings, [root])
     assert report.unchanged == len(files) and report.changed == 0
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import audiogen
-from indexer import pipeline, workers
+from indexer import builder, pipeline, workers
 from indexer.config import Settings
 from indexer.index import Index
 
@@ -202,8 +202,8 @@ def bad_build(tmp_path_factory, tiny_clap):
     settings = Settings(index_dir=base / "index", model=str(tiny_clap))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(workers.DecodePool, "_spawn", _hooked_spawn)
-        mp.setattr(pipeline, "content_hash", _hostile_hash(pipeline.content_hash))
-        mp.setattr(pipeline, "scan", _racing_scan(pipeline.scan))
+        mp.setattr(builder, "content_hash", _hostile_hash(builder.content_hash))
+        mp.setattr(builder, "scan", _racing_scan(builder.scan))
         report = pipeline.build(settings, [root], workers=1, progress=False, file_timeout_s=3.0)
     return settings, root, files, report
 
@@ -311,7 +311,7 @@ def test_bad_corpus_index_is_consistent_and_reruns_converge(bad_build, monkeypat
         assert row.size == files[name].stat().st_size
     # Then nothing is retried: no decoder starts, no model loads.
     before = {k: (r.status, r.error, len(c)) for k, (r, c, _v) in rows.items()}
-    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
     third = pipeline.build(settings, [root], workers=1, progress=False)
     assert third.new == third.changed == third.failed == third.windows == third.deleted == 0
     after = {k: (r.status, r.error, len(c)) for k, (r, c, _v) in _rows_by_rel(settings).items()}

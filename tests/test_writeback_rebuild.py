@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES_BWF
 
 import audiogen
-from indexer import clap, pipeline
+from indexer import builder, clap, pipeline
 from indexer.catalog import Catalog
 
 
@@ -60,7 +60,7 @@ def test_edits_by_other_tools_update_metadata_without_the_model(settings, tmp_pa
     m.save()
 
     monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
-    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
     rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
     assert (rep.retagged, rep.new, rep.changed) == (3, 0, 0)
     after, hits = _snapshot(settings, paths)
@@ -137,7 +137,7 @@ def test_an_older_catalog_learns_audio_hashes_and_then_keeps_vectors_on_a_tag_ed
     m["DESCRIPTION"] = ["quokka call"]
     m.save()
     monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
-    monkeypatch.setattr(pipeline, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
     rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
     assert (rep.retagged, rep.changed, rep.unchanged) == (1, 0, 1)
     assert wav.exists()
