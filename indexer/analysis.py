@@ -19,7 +19,7 @@ import numpy as np
 from .fingerprint import Fingerprinter
 from .measure import Measurements, SoundMeter
 
-VERSION = 1
+VERSION = 2  # 2: fingerprint version 2 (band sums in float64)
 
 
 @dataclass

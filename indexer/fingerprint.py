@@ -43,7 +43,7 @@ HOP = 256
 BANDS = 33
 F_LO, F_HI = 300.0, 5000.0  # inside the 12 kHz resampler's pass band
 MAX_FRAMES = 4096
-VERSION = 1
+VERSION = 2  # 2: band sums in float64 (1: a float32 matrix product)
 SILENT_DB = -70.0  # frames quieter than this carry no usable bits
 STRONG_DB = 1.0
 
@@ -113,14 +113,16 @@ class Fingerprint:
         return cls(bits, strong, energy, shape, duration)
 
 
-def _band_matrix() -> np.ndarray:
-    """(BANDS + 1, FRAME // 2 + 1) summing FFT power into the 34 band edges' 33 + 1 bands."""
+def band_bins() -> np.ndarray:
+    """The FFT bins where each of the BANDS + 1 bands starts, and where the last one ends: band
+    b is bins [edges[b], edges[b + 1]), those whose frequency lies in [f_b, f_b+1) of the 34
+    log-spaced band edges. Contiguous and never empty (the narrowest band, ~26 Hz at 300 Hz,
+    holds 4 bins of 5.9 Hz), so band energies are sums over consecutive bins."""
     freqs = np.fft.rfftfreq(FRAME, 1 / SAMPLE_RATE)
-    edges = np.geomspace(F_LO, F_HI, BANDS + 2)
-    m = np.zeros((BANDS + 1, len(freqs)), dtype=np.float32)
-    for b in range(BANDS + 1):
-        m[b, (freqs >= edges[b]) & (freqs < edges[b + 1])] = 1.0
-    return m
+    edges = np.searchsorted(freqs, np.geomspace(F_LO, F_HI, BANDS + 2), side="left")
+    if np.any(np.diff(edges) <= 0):  # would need a band matrix instead of sums (not the case)
+        raise AssertionError("an empty fingerprint band")
+    return edges
 
 
 class Fingerprinter:
@@ -133,9 +135,9 @@ class Fingerprinter:
         self._buf = np.zeros(0, dtype=np.float32)
         self._total = 0
         self._window = np.hanning(FRAME).astype(np.float32)
-        self._bands = _band_matrix().T.copy()  # (bins, bands)
-        used = np.flatnonzero(self._bands.any(axis=1))
-        self._lo, self._hi = int(used[0]), int(used[-1]) + 1  # bins inside some band
+        edges = band_bins()
+        self._lo, self._hi = int(edges[0]), int(edges[-1])  # bins inside some band
+        self._starts = edges[:-1] - self._lo  # band starts within bins [lo, hi)
         self._energies: list[np.ndarray] = []  # (k, BANDS + 1) band powers
         self._frame_db: list[np.ndarray] = []
         self._frames = 0
@@ -159,9 +161,12 @@ class Fingerprinter:
         from scipy.fft import rfft  # single precision (numpy's FFT works in double)
 
         frames = sliding_window_view(buf, FRAME)[: count * HOP: HOP] * self._window
-        spec = rfft(frames, axis=1, workers=1)
-        power = spec.real * spec.real + spec.imag * spec.imag
-        bands = (power[:, self._lo:self._hi] @ self._bands[self._lo:self._hi]).astype(np.float64)
+        spec = rfft(frames, axis=1, workers=1)[:, self._lo:self._hi]
+        power = spec.real * spec.real
+        power += spec.imag * spec.imag
+        # Sums over each band's consecutive bins, in float64: no BLAS product (whose threads
+        # cost a decode worker more than the sums, and whose rounding depends on them).
+        bands = np.add.reduceat(power, self._starts, axis=1, dtype=np.float64)
         self._energies.append(bands)
         # In-band frame energy relative to a full-scale sine's (window and FFT size cancel
         # out): in-band, so that an MP3's low-pass or a 22 kHz copy does not move it.

@@ -68,9 +68,10 @@ TAPS = TRUE_PEAK_FIR.shape[0]
 # Correlating a window of 12 input samples, oldest first, with the reversed taps gives y[n].
 _FIR_CORR = np.ascontiguousarray(TRUE_PEAK_FIR[::-1], dtype=np.float32)  # rows oldest-first
 _BOUND_TAPS = np.abs(_FIR_CORR).max(axis=1).astype(np.float32)
-_BOUND_GAIN = float(_BOUND_TAPS.sum())
-TP_SEGMENT = 16384
-
+# |y_p[j]| <= sum_k |h_p[k]| * max|x| over its 12 inputs: the largest phase's L1 gain, with a
+# margin for float32 rounding so that a skip can never hide a computed output above the peak.
+_L1_GAIN = float(np.abs(TRUE_PEAK_FIR).sum(axis=0).max()) * (1 + 1e-5)
+SEGMENT = 4096  # frames per segment: the unit of the cheap peak bounds (sample, true, silence)
 
 KEYS = ("loudness_lufs", "true_peak_dbtp", "sample_peak_dbfs", "clipped_samples", "dc_offset",
         "silence_head_s", "silence_tail_s", "loudness_range_lu")
@@ -139,13 +140,17 @@ class SoundMeter:
         self.frames = 0
         self._gains = channel_gains(self.ch)
         self._sos = k_weighting_sos(self.sr).astype(np.float32)
-        self._zi = np.zeros((self._sos.shape[0], self.ch, 2), dtype=np.float32)
+        # Channels are filtered in pairs, as the real and imaginary parts of one complex signal
+        # (the filter is real, so the parts do not mix): one recursion for two channels.
+        self._pairs = self.ch > 1
+        lanes, dtype = ((self.ch + 1) // 2, np.complex64) if self._pairs else (1, np.float32)
+        self._zi = np.zeros((self._sos.shape[0], 2, lanes), dtype=dtype)
         # Step k covers samples [round(k * 0.1 * sr), round((k + 1) * 0.1 * sr)).
         self._steps: list[float] = []  # gain-weighted mean-square numerators of finished steps
         self._step_acc = 0.0
         self._peak = 0.0
         self._true_peak = 0.0
-        self._tp_hist = np.zeros((self.ch, TAPS - 1), dtype=np.float32)
+        self._tp_hist = np.zeros((TAPS - 1, self.ch), dtype=np.float32)  # the last frames fed
         self._sums = np.zeros(self.ch)
         self._clipped = 0
         self._open_runs = np.zeros(self.ch, dtype=np.int64)
@@ -164,76 +169,104 @@ class SoundMeter:
         n = len(block)
         if n == 0:
             return
-        start = self.frames
-        # One row per channel: numpy reduces along a short inner axis slowly.
-        x = np.ascontiguousarray(block.T, dtype=np.float32)
-        a = np.abs(x)
-        loudest = a.max(axis=0)
-        self._peak = max(self._peak, float(loudest.max()))
+        # Frames as decoded, (frames, channels): every pass below reads it in place, with no
+        # transposed or float64 copy of the block.
+        x = np.ascontiguousarray(block, dtype=np.float32)
+        peaks = _segment_peaks(x)  # largest |sample| of each SEGMENT frames, all channels
+        loudest = float(peaks.max())
+        self._peak = max(self._peak, loudest)
         self._loudness(x)
-        self._true_peak_of(x, a)
-        self._sums += x.sum(axis=1, dtype=np.float64)
-        self._clipping(a >= CLIP_LEVEL)
-        loud = np.flatnonzero(loudest > SILENCE_LEVEL)
-        if len(loud):
-            if self._first_loud is None:
-                self._first_loud = start + int(loud[0])
-            self._last_loud = start + int(loud[-1])
+        self._true_peak_of(x, peaks)
+        # float64 accumulation (as a whole-file mean in float64 would); reduceat adds rows of
+        # `channels` values, where sum(axis=0) goes through a slow strided reduction.
+        self._sums += np.add.reduceat(x, [0], axis=0, dtype=np.float64)[0]
+        if loudest >= CLIP_LEVEL:
+            self._clipping(np.abs(x) >= CLIP_LEVEL)
+        else:  # no sample at the clip level: every open run ends here
+            for c in range(self.ch):
+                self._close_run(c)
+        if loudest > SILENCE_LEVEL:
+            self._loud_edges(x, peaks)
         self.frames += n
+
+    def _loud_edges(self, x: np.ndarray, peaks: np.ndarray) -> None:
+        """First and last frame above SILENCE_LEVEL, searched only in the segments that hold one."""
+        loud = np.flatnonzero(peaks > SILENCE_LEVEL)
+        if self._first_loud is None:
+            s = int(loud[0]) * SEGMENT
+            hot = np.abs(x[s:s + SEGMENT]).max(axis=1) > SILENCE_LEVEL
+            self._first_loud = self.frames + s + int(np.argmax(hot))
+        s = int(loud[-1]) * SEGMENT
+        hot = np.abs(x[s:s + SEGMENT]).max(axis=1) > SILENCE_LEVEL
+        self._last_loud = self.frames + s + len(hot) - 1 - int(np.argmax(hot[::-1]))
 
     def _loudness(self, x: np.ndarray) -> None:
         from scipy.signal import sosfilt
 
-        # float32 filtering: the integrated value agrees with pyloudnorm's float64 to 0.001 LU.
-        y, self._zi = sosfilt(self._sos, x, axis=1, zi=self._zi)
-        np.square(y, out=y)
-        pos, end = self.frames, self.frames + x.shape[1]
-        cuts = [0]
-        k = len(self._steps)
-        while self._step_end(k) < end:
-            cuts.append(self._step_end(k) - pos)
-            k += 1
-        sums = np.add.reduceat(y, cuts, axis=1, dtype=np.float64).T @ self._gains  # per step part
+        # float32 filtering of all channels in one call (both sections, state carried): the
+        # integrated value agrees with pyloudnorm's float64 to 0.001 LU.
+        if self._pairs:
+            if self.ch % 2:
+                x = np.concatenate([x, np.zeros((len(x), 1), dtype=np.float32)], axis=1)
+            y, self._zi = sosfilt(self._sos, x.view(np.complex64), axis=0, zi=self._zi)
+            y = np.ascontiguousarray(y).view(np.float32)[:, : self.ch]  # back to (frames, channels)
+        else:
+            y, self._zi = sosfilt(self._sos, x, axis=0, zi=self._zi)
+        y = np.square(y, out=y) if y.flags.c_contiguous else np.square(y)
+        pos, end = self.frames, self.frames + len(x)
+        k0 = len(self._steps)
+        # The ends of the steps this block reaches, as _step_end computes them (same rounding).
+        ks = np.arange(k0, k0 + int(len(x) / (STEP_S * self.sr)) + 2)
+        ends = np.round((ks + 1) * STEP_S * self.sr).astype(np.int64)
+        inside = ends[ends < end]
+        cuts = np.concatenate([[0], inside - pos])
+        sums = np.add.reduceat(y, cuts, axis=0, dtype=np.float64) @ self._gains  # per step part
         self._step_acc += float(sums[0])
         if len(sums) > 1:
             self._steps.append(self._step_acc)
-            self._steps.extend(float(v) for v in sums[1:-1])
+            self._steps.extend(sums[1:-1].tolist())
             self._step_acc = float(sums[-1])
         if self._step_end(len(self._steps)) == end:
             self._steps.append(self._step_acc)
             self._step_acc = 0.0
 
-    def _true_peak_of(self, x: np.ndarray, a: np.ndarray) -> None:
-        xe = np.concatenate([self._tp_hist, x], axis=1)  # output j reads xe[:, j:j + TAPS]
-        ae = np.concatenate([np.abs(self._tp_hist), a], axis=1)
-        self._tp_hist = xe[:, -(TAPS - 1):].copy()
+    def _true_peak_of(self, x: np.ndarray, peaks: np.ndarray) -> None:
+        """The largest |output| of the 4-phase FIR over this block, exactly, where it can matter.
+
+        Output j reads frames j-11..j (the frames before this block from `_tp_hist`). A
+        segment's outputs are bounded by the filter's L1 gain times the largest sample they
+        read (its own and the previous segment's last 11 frames); segments whose bound cannot
+        beat the running peak are skipped, and the loudest segments go first so that the peak
+        found rises early and skips more. Inside a segment, a tighter per-output bound (the
+        12-tap filter of |x| with each tap's largest |h|) picks the outputs computed exactly.
+        """
+        n = len(x)
+        hist = self._tp_hist
+        xe = np.concatenate([hist, x[: TAPS - 1]]) if n < TAPS - 1 else None
+        self._tp_hist = (xe if xe is not None else x)[-(TAPS - 1):].copy()
         best = max(self._true_peak, self._peak)
-        # Exact, but only where it can matter: |y_p[j]| <= sum_k |h_p[k]| |x[j+k]| <= the
-        # same sum with the largest |h| of any phase. First per segment with the segment's
-        # largest sample (nearly free: skips the quiet parts of most effects), then per sample
-        # with that 12-tap filter of |x| (a quarter of the four phases), and the phases
-        # themselves only where the bound beats the peak found.
-        n = x.shape[1]
-        for c in range(self.ch):
-            for s in range(0, n, TP_SEGMENT):
-                e = min(n, s + TP_SEGMENT)
-                seg = ae[c, s:e + TAPS - 1]
-                if _BOUND_GAIN * float(seg.max()) <= best:
-                    continue
-                m = e - s
-                bound = seg[:m] * _BOUND_TAPS[0]
-                for k in range(1, TAPS):  # shifted multiply-adds: the cheapest short FIR in numpy
-                    bound += seg[k:k + m] * _BOUND_TAPS[k]
-                cols = np.flatnonzero(bound > best)
-                if len(cols):
-                    idx = (s + cols)[:, None] + np.arange(TAPS)[None, :]
-                    y = xe[c][idx] @ _FIR_CORR  # (candidates, 4 phases)
-                    best = max(best, float(np.abs(y).max()))
+        count = len(peaks)
+        lead = np.empty(count, dtype=np.float32)  # max |x| of the 11 frames before each segment
+        lead[0] = float(np.abs(hist).max())
+        if count > 1:
+            before = (np.arange(1, count) * SEGMENT)[:, None] + np.arange(1 - TAPS, 0)[None, :]
+            lead[1:] = np.abs(x[before]).max(axis=(1, 2))
+        reach = np.maximum(peaks, lead)
+        for g in np.argsort(-reach, kind="stable"):
+            if _L1_GAIN * float(reach[g]) <= best:
+                break  # the rest are quieter still
+            s, e = int(g) * SEGMENT, min(n, (int(g) + 1) * SEGMENT)
+            if s >= TAPS - 1:
+                seg = x[s - (TAPS - 1):e]
+            else:
+                seg = np.concatenate([hist[s:], x[:e]])
+            for c in range(self.ch):
+                best = _segment_true_peak(np.ascontiguousarray(seg[:, c]), best)
         self._true_peak = best
 
     def _clipping(self, mask: np.ndarray) -> None:
         for c in range(self.ch):
-            m = mask[c]
+            m = mask[:, c]
             if not m.any():
                 self._close_run(c)
                 continue
@@ -333,6 +366,38 @@ class SoundMeter:
         if not len(short):
             return None
         return float(np.percentile(short, 95) - np.percentile(short, 10))
+
+
+def _segment_peaks(x: np.ndarray) -> np.ndarray:
+    """Largest |sample| of each SEGMENT frames of a (frames, channels) block, all channels
+    together: a max and a min over contiguous rows (no |x| array of the whole block)."""
+    n, ch = x.shape
+    full = n // SEGMENT
+    out = np.empty(full + (n % SEGMENT > 0), dtype=np.float32)
+    if full:
+        rows = x[: full * SEGMENT].reshape(full, SEGMENT * ch)
+        np.maximum(rows.max(axis=1), -rows.min(axis=1), out=out[:full])
+    if n % SEGMENT:
+        rest = x[full * SEGMENT:]
+        out[full] = max(float(rest.max()), -float(rest.min()))
+    return out
+
+
+def _segment_true_peak(col: np.ndarray, best: float) -> float:
+    """The running true peak after the outputs of one channel's segment; `col` holds the 11
+    frames before the segment's first output, then the segment (float32, contiguous)."""
+    a = np.abs(col)
+    m = len(col) - (TAPS - 1)
+    bound = a[:m] * _BOUND_TAPS[0]
+    for k in range(1, TAPS):  # shifted multiply-adds: the cheapest short FIR in numpy
+        bound += a[k:k + m] * _BOUND_TAPS[k]
+    cols = np.flatnonzero(bound > best * (1 - 1e-5))  # a margin for float32 rounding
+    if len(cols):
+        idx = cols[:, None] + np.arange(TAPS)[None, :]
+        # (candidates, 4 phases); einsum's own loop, not a BLAS product that may start threads
+        y = np.einsum("ck,kp->cp", col[idx], _FIR_CORR)
+        best = max(best, float(np.abs(y).max()))
+    return best
 
 
 def _round(x: float | None, nd: int) -> float | None:

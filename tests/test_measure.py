@@ -15,7 +15,7 @@ import soundfile as sf
 
 from audiogen import write_audio
 from indexer.audio import iter_windows
-from indexer.measure import CLIP_LEVEL, KEYS, SoundMeter, measure_file
+from indexer.measure import CLIP_LEVEL, KEYS, TAPS, TRUE_PEAK_FIR, SoundMeter, measure_file
 
 
 def _feed(x: np.ndarray, sr: int, block: int = 65536):
@@ -86,6 +86,43 @@ def test_true_peak_finds_the_inter_sample_peak():
     slow = _feed(_sine(48000, 1.0, freq=997.0, dbfs=-1.0), 48000)
     assert slow.true_peak_dbtp == pytest.approx(-1.0, abs=0.05)
     assert slow.true_peak_dbtp >= slow.sample_peak_dbfs
+
+
+def _true_peak_every_sample(x: np.ndarray) -> float:
+    """The definition, with no bound and no skip: every output of every phase of the FIR (in
+    float64), the stream starting from 11 zeros as the meter's does; never under the sample peak."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    best = float(np.abs(x).max())
+    fir = TRUE_PEAK_FIR[::-1].astype(np.float64)  # rows oldest-first, as the meter correlates
+    for c in range(x.shape[1]):
+        xe = np.concatenate([np.zeros(TAPS - 1), x[:, c].astype(np.float64)])
+        best = max(best, float(np.abs(sliding_window_view(xe, TAPS) @ fir).max()))
+    return 20 * np.log10(best)
+
+
+@pytest.mark.parametrize("block", [65536, 4097, 7, 1000])
+def test_true_peak_with_the_skips_equals_every_sample_computed(block):
+    # Signals where the bounds skip most of the file and the peak is late: a crescendo of
+    # noise (each segment louder than all before), and a quiet bed with, late, a burst whose
+    # inter-sample peak is over its own samples and over an earlier louder-sampled click.
+    # Blocks of 7 frames (under the filter's 11 frames of history) and odd sizes cross every
+    # boundary case of the carried history.
+    sr = 48000
+    rng = np.random.default_rng(block)
+    n = int(sr * 1.5)
+    ramp = np.linspace(0.001, 0.5, n) ** 2
+    crescendo = (ramp[:, None] * rng.standard_normal((n, 2))).clip(-0.95, 0.95)
+    bed = 0.001 * rng.standard_normal((n, 3))
+    bed[5000, 1] = 0.5  # a click: sample peak 0.5, true peak about the same
+    t = np.arange(2400) / sr
+    burst = 0.62 * np.sin(2 * np.pi * 12000 * t + np.pi / 4)  # samples at 0.44, crest 0.62
+    bed[n - 9000:n - 6600, 2] += burst
+    for x in (crescendo, bed):
+        x = x.astype(np.float32)
+        ours = _feed(x, sr, block=block)
+        assert ours.true_peak_dbtp == pytest.approx(_true_peak_every_sample(x), abs=2e-3)
+    assert _feed(bed.astype(np.float32), sr, block).true_peak_dbtp > 20 * np.log10(0.55)  # the burst won
 
 
 def _runs_by_definition(x: np.ndarray) -> int:
