@@ -67,11 +67,29 @@ TRUE_PEAK_FIR = np.stack(
 TAPS = TRUE_PEAK_FIR.shape[0]
 # Correlating a window of 12 input samples, oldest first, with the reversed taps gives y[n].
 _FIR_CORR = np.ascontiguousarray(TRUE_PEAK_FIR[::-1], dtype=np.float32)  # rows oldest-first
-_BOUND_TAPS = np.abs(_FIR_CORR).max(axis=1).astype(np.float32)
 # |y_p[j]| <= sum_k |h_p[k]| * max|x| over its 12 inputs: the largest phase's L1 gain, with a
 # margin for float32 rounding so that a skip can never hide a computed output above the peak.
 _L1_GAIN = float(np.abs(TRUE_PEAK_FIR).sum(axis=0).max()) * (1 + 1e-5)
 SEGMENT = 4096  # frames per segment: the unit of the cheap peak bounds (sample, true, silence)
+ROW = 16  # outputs per row of the exact true-peak product (SEGMENT is a multiple)
+
+
+def _fir_rows() -> tuple[np.ndarray, np.ndarray]:
+    """The FIR as two matrices over rows of ROW samples: with r = x[i*ROW:(i+1)*ROW] and the
+    next row's first 11 samples n, r @ head + n @ tail holds outputs i*ROW..i*ROW+ROW-1, four
+    phases each (column 4*o + p), output o reading x[i*ROW+o : i*ROW+o+12]. A BLAS product
+    of ROW-wide rows computes every output of every phase faster than any per-tap pass."""
+    head = np.zeros((ROW, 4 * ROW), dtype=np.float32)
+    tail = np.zeros((TAPS - 1, 4 * ROW), dtype=np.float32)
+    for o in range(ROW):
+        for k in range(TAPS):
+            where, at = (head, o + k) if o + k < ROW else (tail, o + k - ROW)
+            where[at, 4 * o:4 * o + 4] = _FIR_CORR[k]
+    return head, tail
+
+
+_FIR_HEAD, _FIR_TAIL = _fir_rows()
+_BLAS = None
 
 KEYS = ("loudness_lufs", "true_peak_dbtp", "sample_peak_dbfs", "clipped_samples", "dc_offset",
         "silence_head_s", "silence_tail_s", "loudness_range_lu")
@@ -234,11 +252,10 @@ class SoundMeter:
         """The largest |output| of the 4-phase FIR over this block, exactly, where it can matter.
 
         Output j reads frames j-11..j (the frames before this block from `_tp_hist`). A
-        segment's outputs are bounded by the filter's L1 gain times the largest sample they
-        read (its own and the previous segment's last 11 frames); segments whose bound cannot
-        beat the running peak are skipped, and the loudest segments go first so that the peak
-        found rises early and skips more. Inside a segment, a tighter per-output bound (the
-        12-tap filter of |x| with each tap's largest |h|) picks the outputs computed exactly.
+        segment's outputs are at most the filter's L1 gain times the largest sample they read
+        (its own and the previous segment's last 11 frames): segments whose bound cannot beat
+        the running peak are skipped. The loudest segment goes first, so that the peak it
+        finds skips more of the others; the rest are computed in one product, every output.
         """
         n = len(x)
         hist = self._tp_hist
@@ -252,16 +269,13 @@ class SoundMeter:
             before = (np.arange(1, count) * SEGMENT)[:, None] + np.arange(1 - TAPS, 0)[None, :]
             lead[1:] = np.abs(x[before]).max(axis=(1, 2))
         reach = np.maximum(peaks, lead)
-        for g in np.argsort(-reach, kind="stable"):
-            if _L1_GAIN * float(reach[g]) <= best:
-                break  # the rest are quieter still
-            s, e = int(g) * SEGMENT, min(n, (int(g) + 1) * SEGMENT)
-            if s >= TAPS - 1:
-                seg = x[s - (TAPS - 1):e]
-            else:
-                seg = np.concatenate([hist[s:], x[:e]])
-            for c in range(self.ch):
-                best = _segment_true_peak(np.ascontiguousarray(seg[:, c]), best)
+        hot = np.flatnonzero(_L1_GAIN * reach > best)
+        if len(hot):
+            first = int(hot[np.argmax(reach[hot])])
+            best = max(best, _exact_peak(x, hist, [first]))
+            rest = hot[(hot != first) & (_L1_GAIN * reach[hot] > best)]
+            if len(rest):
+                best = max(best, _exact_peak(x, hist, rest.tolist()))
         self._true_peak = best
 
     def _clipping(self, mask: np.ndarray) -> None:
@@ -383,20 +397,36 @@ def _segment_peaks(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _segment_true_peak(col: np.ndarray, best: float) -> float:
-    """The running true peak after the outputs of one channel's segment; `col` holds the 11
-    frames before the segment's first output, then the segment (float32, contiguous)."""
-    a = np.abs(col)
-    m = len(col) - (TAPS - 1)
-    bound = a[:m] * _BOUND_TAPS[0]
-    for k in range(1, TAPS):  # shifted multiply-adds: the cheapest short FIR in numpy
-        bound += a[k:k + m] * _BOUND_TAPS[k]
-    cols = np.flatnonzero(bound > best * (1 - 1e-5))  # a margin for float32 rounding
-    if len(cols):
-        idx = cols[:, None] + np.arange(TAPS)[None, :]
-        # (candidates, 4 phases); einsum's own loop, not a BLAS product that may start threads
-        y = np.einsum("ck,kp->cp", col[idx], _FIR_CORR)
-        best = max(best, float(np.abs(y).max()))
+def _exact_peak(x: np.ndarray, hist: np.ndarray, segments: list[int]) -> float:
+    """max |output| over every phase and output of the given segments of a block, all channels
+    (`hist`: the 11 frames before the block)."""
+    global _BLAS
+    n, ch = x.shape
+    rows = SEGMENT // ROW + 1  # a segment's rows and the row its last outputs read into
+    buf = np.zeros((len(segments) * ch, rows * ROW), dtype=np.float32)
+    valid = []
+    for i, g in enumerate(segments):
+        s, e = g * SEGMENT, min(n, (g + 1) * SEGMENT)
+        span = x[s - (TAPS - 1):e] if s >= TAPS - 1 else np.concatenate([hist[s:], x[:e]])
+        buf[i * ch:(i + 1) * ch, :len(span)] = span.T
+        valid.append(e - s)
+    valid = np.repeat(valid, ch)  # outputs of each row of buf
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    best = 0.0
+    # One BLAS thread: a decode worker is one of several processes beside the model. A few
+    # segments at a time: the outputs (4 per sample) then stay in the cache for the max.
+    with _BLAS.limit(limits=1, user_api="blas"):
+        for c0 in range(0, len(buf), 4):
+            a = buf[c0:c0 + 4].reshape(-1, rows, ROW)
+            y = a[:, :-1] @ _FIR_HEAD
+            y += a[:, 1:, :TAPS - 1] @ _FIR_TAIL
+            y = y.reshape(len(a), -1)  # (row of buf, 4 * output + phase)
+            for r in np.flatnonzero(valid[c0:c0 + 4] < SEGMENT):
+                y[r, 4 * valid[c0 + r]:] = 0  # past the block's end: the zero padding, not outputs
+            best = max(best, float(y.max()), -float(y.min()))
     return best
 
 

@@ -8,16 +8,21 @@ times both on the same files, interleaved, in CPU seconds of this process (one t
 a worker runs), and prints the extra next to the time of one window of the model, measured
 in the same run (full-size random checkpoint, fp32 and bf16 when the CPU runs it):
 
-    python scripts/bench_measure.py [--files 6] [--seconds 30] [--reps 3]
+    python scripts/bench_measure.py [--files 6] [--seconds 30] [--reps 3] [--baseline REV]
 
 The model runs on every thread beside the workers, so the extra CPU of the workers over
-the model's time per window bounds what the measurements can cost the build.
+the model's time per window bounds what the measurements can cost the build. The time spent
+in the meter (native blocks) and in the fingerprint (48 kHz chunks) is printed apart.
+`--baseline REV` also times the measure and fingerprint modules of an earlier commit
+(`git show REV:indexer/...`), interleaved with the current ones on the same files: before
+and after in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +34,53 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 CKPT = Path.home() / ".cache" / "sfx-index-bench" / "clap-full-fused"
+
+
+class Timed:
+    """A stream analysis (indexer.analysis.StreamAnalysis's listeners) built from a meter and a
+    fingerprinter class, with the CPU seconds spent in each added to `spent`."""
+
+    def __init__(self, meter_cls, fingerprinter_cls, spent: dict):
+        self.meter_cls, self.meter, self.spent = meter_cls, None, spent
+        self.fingerprint = fingerprinter_cls()
+
+    def on_block(self, block, samplerate):
+        t = time.process_time()
+        if self.meter is None:
+            self.meter = self.meter_cls(samplerate, block.shape[1])
+        self.meter.add(block)
+        self.spent["meter"] += time.process_time() - t
+
+    def on_mono(self, chunk):
+        t = time.process_time()
+        self.fingerprint.add(chunk)
+        self.spent["fingerprint"] += time.process_time() - t
+
+    def result(self):
+        t = time.process_time()
+        self.meter.result()
+        self.spent["meter"] += time.process_time() - t
+        t = time.process_time()
+        self.fingerprint.result().to_bytes()
+        self.spent["fingerprint"] += time.process_time() - t
+
+
+def baseline_modules(rev: str, folder: Path):
+    """indexer/measure.py and indexer/fingerprint.py as they were at `rev`, imported apart."""
+    import importlib.util
+    import subprocess
+
+    mods = []
+    for name in ("measure", "fingerprint"):
+        path = folder / f"baseline_{name}.py"
+        path.write_text(subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:indexer/{name}.py"],
+                                       check=True, capture_output=True, text=True).stdout)
+        spec = importlib.util.spec_from_file_location(f"baseline_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        mods.append(mod)
+    return mods[0].SoundMeter, mods[1].Fingerprinter
 
 
 def make_files(folder: Path, n: int, seconds: float) -> list[Path]:
@@ -54,13 +106,15 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--baseline", metavar="REV", help="also time the analysis modules of this commit, interleaved")
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(1)
-    from indexer.analysis import StreamAnalysis
     from indexer.audio import iter_windows
+    from indexer.fingerprint import Fingerprinter
+    from indexer.measure import SoundMeter
     from indexer.mel import LogMelFrontend
 
     cfg = json.loads((CKPT / "preprocessor_config.json").read_text()) if CKPT.is_dir() else None
@@ -70,8 +124,8 @@ def main() -> int:
     frontend = LogMelFrontend.from_config(cfg)
     frontend.parallel = 1
 
-    def worker(path: Path, analyse: bool) -> int:
-        a = StreamAnalysis() if analyse else None
+    def worker(path: Path, classes, spent) -> int:
+        a = Timed(*classes, spent) if classes else None
         kw = dict(on_block=a.on_block, on_mono=a.on_mono) if a else {}
         windows = [w.samples for w in iter_windows(path, **kw)]
         with torch.inference_mode():
@@ -82,23 +136,34 @@ def main() -> int:
         return len(windows)
 
     with tempfile.TemporaryDirectory() as d:
+        variants = {"plain": None, "current": (SoundMeter, Fingerprinter)}
+        if args.baseline:
+            variants["baseline " + args.baseline] = baseline_modules(args.baseline, Path(d))
         files = make_files(Path(d), args.files, args.seconds)
         for p in files[:2]:
-            worker(p, True)
-        plain, measured, windows = 0.0, 0.0, 0
-        for _ in range(args.reps):
+            for classes in variants.values():
+                worker(p, classes, {"meter": 0.0, "fingerprint": 0.0})
+        cpu = dict.fromkeys(variants, 0.0)
+        spent = {k: {"meter": 0.0, "fingerprint": 0.0} for k in variants}
+        windows = 0
+        for rep in range(args.reps):
             for p in files:
-                t = time.process_time()
-                windows += worker(p, False)
-                plain += time.process_time() - t
-                t = time.process_time()
-                worker(p, True)
-                measured += time.process_time() - t
+                names = list(variants) if rep % 2 == 0 else list(variants)[::-1]
+                for name in names:
+                    t = time.process_time()
+                    n = worker(p, variants[name], spent[name])
+                    cpu[name] += time.process_time() - t
+                windows += n
     per = 1000 / windows
-    extra = (measured - plain) * per
-    print(f"{args.files} files x {args.seconds:.0f} s (48/44.1/96 kHz stereo, 48 kHz mono), {args.reps} reps interleaved")
-    print(f"worker per window: decode+frontend {plain * per:.1f} ms CPU; with measurements and fingerprint "
-          f"{measured * per:.1f} ms (+{extra:.1f} ms, x{measured / plain:.2f})")
+    plain = cpu["plain"]
+    extras = {name: (cpu[name] - plain) * per for name in list(variants)[1:]}
+    print(f"{args.files} files x {args.seconds:.0f} s (48/44.1/96 kHz stereo, 48 kHz mono), {args.reps} reps "
+          f"interleaved [load average {os.getloadavg()[0]:.1f}]")
+    print(f"worker per window: decode+frontend {plain * per:.1f} ms CPU")
+    for name in list(variants)[1:]:
+        print(f"  with the analysis ({name}): {cpu[name] * per:.1f} ms (+{(cpu[name] - plain) * per:.1f} ms, "
+              f"x{cpu[name] / plain:.2f}); inside it the meter {spent[name]['meter'] * per:.1f} ms, "
+              f"the fingerprint {spent[name]['fingerprint'] * per:.1f} ms")
 
     from indexer.clap import ClapEncoder
 
@@ -109,9 +174,10 @@ def main() -> int:
         enc.embed_mel(mel)
         t0, c0 = time.perf_counter(), time.process_time()
         enc.embed_mel(mel)
-        wall, cpu = (time.perf_counter() - t0) / 8, (time.process_time() - c0) / 8
-        print(f"model {enc.precision} batch 8, same run: {1000 * wall:.0f} ms per window wall, {1000 * cpu:.0f} ms CPU; "
-              f"the analysis adds {extra / (1000 * cpu):.1%} of the model's CPU per window")
+        wall, model_ms = (time.perf_counter() - t0) / 8 * 1000, (time.process_time() - c0) / 8 * 1000
+        print(f"model {enc.precision} batch 8, same run: {wall:.0f} ms per window wall, {model_ms:.0f} ms CPU; "
+              "the analysis adds " + ", ".join(f"{e / model_ms:.1%} ({name})" for name, e in extras.items())
+              + " of the model's CPU per window")
     return 0
 
 
