@@ -157,6 +157,7 @@ class SoundMeter:
         self.ch = int(channels)
         self.frames = 0
         self._gains = channel_gains(self.ch)
+        self._equal_gains = bool(np.all(self._gains == self._gains[0]))
         self._sos = k_weighting_sos(self.sr).astype(np.float32)
         # Channels are filtered in pairs, as the real and imaginary parts of one complex signal
         # (the filter is real, so the parts do not mix): one recursion for two channels.
@@ -238,7 +239,10 @@ class SoundMeter:
         ends = np.round((ks + 1) * STEP_S * self.sr).astype(np.int64)
         inside = ends[ends < end]
         cuts = np.concatenate([[0], inside - pos])
-        sums = np.add.reduceat(y, cuts, axis=0, dtype=np.float64) @ self._gains  # per step part
+        if self._equal_gains:  # one sum over the interleaved frames: faster than per channel
+            sums = np.add.reduceat(y.reshape(-1), cuts * self.ch, dtype=np.float64) * self._gains[0]
+        else:
+            sums = np.add.reduceat(y, cuts, axis=0, dtype=np.float64) @ self._gains  # per step part
         self._step_acc += float(sums[0])
         if len(sums) > 1:
             self._steps.append(self._step_acc)
