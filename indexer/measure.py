@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .truepeak import L1_GAIN, SEGMENT, TAPS, exact_peak
+
 # Gating and block constants of BS.1770-4 and EBU Tech 3342.
 STEP_S = 0.1
 BLOCK_STEPS = 4  # 400 ms momentary block
@@ -54,42 +56,6 @@ CLIP_RUN = 3
 SILENCE_DBFS = -60.0
 SILENCE_LEVEL = 10 ** (SILENCE_DBFS / 20)
 
-# BS.1770-4 Annex 2: the 4-phase, 12-taps-per-phase interpolating FIR (order 48).
-_PHASE0 = (0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000,
-           -0.0594482421875, 0.1373291015625, 0.9721679687500, -0.1022949218750,
-           0.0476074218750, -0.0266113281250, 0.0148925781250, -0.0083007812500)
-_PHASE1 = (-0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250,
-           -0.1665039062500, 0.4650878906250, 0.7797851562500, -0.2003173828125,
-           0.1015625000000, -0.0582275390625, 0.0330810546875, -0.0189208984375)
-TRUE_PEAK_FIR = np.stack(
-    [np.array(_PHASE0), np.array(_PHASE1), np.array(_PHASE1[::-1]), np.array(_PHASE0[::-1])], axis=1
-)  # (12 taps, 4 phases)
-TAPS = TRUE_PEAK_FIR.shape[0]
-# Correlating a window of 12 input samples, oldest first, with the reversed taps gives y[n].
-_FIR_CORR = np.ascontiguousarray(TRUE_PEAK_FIR[::-1], dtype=np.float32)  # rows oldest-first
-# |y_p[j]| <= sum_k |h_p[k]| * max|x| over its 12 inputs: the largest phase's L1 gain, with a
-# margin for float32 rounding so that a skip can never hide a computed output above the peak.
-_L1_GAIN = float(np.abs(TRUE_PEAK_FIR).sum(axis=0).max()) * (1 + 1e-5)
-SEGMENT = 4096  # frames per segment: the unit of the cheap peak bounds (sample, true, silence)
-ROW = 16  # outputs per row of the exact true-peak product (SEGMENT is a multiple)
-
-
-def _fir_rows() -> tuple[np.ndarray, np.ndarray]:
-    """The FIR as two matrices over rows of ROW samples: with r = x[i*ROW:(i+1)*ROW] and the
-    next row's first 11 samples n, r @ head + n @ tail holds outputs i*ROW..i*ROW+ROW-1, four
-    phases each (column 4*o + p), output o reading x[i*ROW+o : i*ROW+o+12]. A BLAS product
-    of ROW-wide rows computes every output of every phase faster than any per-tap pass."""
-    head = np.zeros((ROW, 4 * ROW), dtype=np.float32)
-    tail = np.zeros((TAPS - 1, 4 * ROW), dtype=np.float32)
-    for o in range(ROW):
-        for k in range(TAPS):
-            where, at = (head, o + k) if o + k < ROW else (tail, o + k - ROW)
-            where[at, 4 * o:4 * o + 4] = _FIR_CORR[k]
-    return head, tail
-
-
-_FIR_HEAD, _FIR_TAIL = _fir_rows()
-_BLAS = None
 
 KEYS = ("loudness_lufs", "true_peak_dbtp", "sample_peak_dbfs", "clipped_samples", "dc_offset",
         "silence_head_s", "silence_tail_s", "loudness_range_lu")
@@ -273,13 +239,13 @@ class SoundMeter:
             before = (np.arange(1, count) * SEGMENT)[:, None] + np.arange(1 - TAPS, 0)[None, :]
             lead[1:] = np.abs(x[before]).max(axis=(1, 2))
         reach = np.maximum(peaks, lead)
-        hot = np.flatnonzero(_L1_GAIN * reach > best)
+        hot = np.flatnonzero(L1_GAIN * reach > best)
         if len(hot):
             first = int(hot[np.argmax(reach[hot])])
-            best = max(best, _exact_peak(x, hist, [first]))
-            rest = hot[(hot != first) & (_L1_GAIN * reach[hot] > best)]
+            best = max(best, exact_peak(x, hist, [first]))
+            rest = hot[(hot != first) & (L1_GAIN * reach[hot] > best)]
             if len(rest):
-                best = max(best, _exact_peak(x, hist, rest.tolist()))
+                best = max(best, exact_peak(x, hist, rest.tolist()))
         self._true_peak = best
 
     def _clipping(self, mask: np.ndarray) -> None:
@@ -399,39 +365,6 @@ def _segment_peaks(x: np.ndarray) -> np.ndarray:
         rest = x[full * SEGMENT:]
         out[full] = max(float(rest.max()), -float(rest.min()))
     return out
-
-
-def _exact_peak(x: np.ndarray, hist: np.ndarray, segments: list[int]) -> float:
-    """max |output| over every phase and output of the given segments of a block, all channels
-    (`hist`: the 11 frames before the block)."""
-    global _BLAS
-    n, ch = x.shape
-    rows = SEGMENT // ROW + 1  # a segment's rows and the row its last outputs read into
-    buf = np.zeros((len(segments) * ch, rows * ROW), dtype=np.float32)
-    valid = []
-    for i, g in enumerate(segments):
-        s, e = g * SEGMENT, min(n, (g + 1) * SEGMENT)
-        span = x[s - (TAPS - 1):e] if s >= TAPS - 1 else np.concatenate([hist[s:], x[:e]])
-        buf[i * ch:(i + 1) * ch, :len(span)] = span.T
-        valid.append(e - s)
-    valid = np.repeat(valid, ch)  # outputs of each row of buf
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    best = 0.0
-    # One BLAS thread: a decode worker is one of several processes beside the model. A few
-    # segments at a time: the outputs (4 per sample) then stay in the cache for the max.
-    with _BLAS.limit(limits=1, user_api="blas"):
-        for c0 in range(0, len(buf), 4):
-            a = buf[c0:c0 + 4].reshape(-1, rows, ROW)
-            y = a[:, :-1] @ _FIR_HEAD
-            y += a[:, 1:, :TAPS - 1] @ _FIR_TAIL
-            y = y.reshape(len(a), -1)  # (row of buf, 4 * output + phase)
-            for r in np.flatnonzero(valid[c0:c0 + 4] < SEGMENT):
-                y[r, 4 * valid[c0 + r]:] = 0  # past the block's end: the zero padding, not outputs
-            best = max(best, float(y.max()), -float(y.min()))
-    return best
 
 
 def _round(x: float | None, nd: int) -> float | None:

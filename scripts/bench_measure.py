@@ -83,7 +83,9 @@ def baseline_modules(rev: str, folder: Path):
     return mods[0].SoundMeter, mods[1].Fingerprinter
 
 
-def make_files(folder: Path, n: int, seconds: float) -> list[Path]:
+def make_files(folder: Path, n: int, seconds: float, steady: bool = False) -> list[Path]:
+    """Hits every 2 s decaying like most effects; or, `steady`, a constant tone in noise (as
+    scripts/bench_build.py's library: the dearest case for the true peak, no quiet part)."""
     import soundfile as sf
 
     rng = np.random.default_rng(0)
@@ -92,8 +94,8 @@ def make_files(folder: Path, n: int, seconds: float) -> list[Path]:
     for i in range(n):
         sr, ch, subtype = kinds[i % len(kinds)]
         t = np.arange(int(sr * seconds)) / sr
-        env = np.exp(-((t % 2.0) * 3))  # hits every 2 s: dynamic like most effects
-        x = env * (0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + 0.2 * rng.standard_normal(t.size))
+        env = 1.0 if steady else np.exp(-((t % 2.0) * 3))
+        x = env * (0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + (0.1 if steady else 0.2) * rng.standard_normal(t.size))
         x = np.stack([x, np.roll(x, 11)], 1)[:, :ch]
         p = folder / f"f{i}.wav"
         sf.write(str(p), x.astype(np.float32), sr, subtype=subtype)
@@ -106,6 +108,7 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--steady", action="store_true", help="steady tones in noise instead of decaying hits")
     ap.add_argument("--baseline", metavar="REV", help="also time the analysis modules of this commit, interleaved")
     args = ap.parse_args()
 
@@ -139,7 +142,7 @@ def main() -> int:
         variants = {"plain": None, "current": (SoundMeter, Fingerprinter)}
         if args.baseline:
             variants["baseline " + args.baseline] = baseline_modules(args.baseline, Path(d))
-        files = make_files(Path(d), args.files, args.seconds)
+        files = make_files(Path(d), args.files, args.seconds, args.steady)
         for p in files[:2]:
             for classes in variants.values():
                 worker(p, classes, {"meter": 0.0, "fingerprint": 0.0})
@@ -157,7 +160,8 @@ def main() -> int:
     per = 1000 / windows
     plain = cpu["plain"]
     extras = {name: (cpu[name] - plain) * per for name in list(variants)[1:]}
-    print(f"{args.files} files x {args.seconds:.0f} s (48/44.1/96 kHz stereo, 48 kHz mono), {args.reps} reps "
+    print(f"{args.files} files x {args.seconds:.0f} s (48/44.1/96 kHz stereo, 48 kHz mono; "
+          f"{'steady tones' if args.steady else 'hits'}), {args.reps} reps "
           f"interleaved [load average {os.getloadavg()[0]:.1f}]")
     print(f"worker per window: decode+frontend {plain * per:.1f} ms CPU")
     for name in list(variants)[1:]:

@@ -15,7 +15,8 @@ import soundfile as sf
 
 from audiogen import write_audio
 from indexer.audio import iter_windows
-from indexer.measure import CLIP_LEVEL, KEYS, TAPS, TRUE_PEAK_FIR, SoundMeter, measure_file
+from indexer.measure import CLIP_LEVEL, KEYS, SoundMeter, measure_file
+from indexer.truepeak import TAPS, TRUE_PEAK_FIR
 
 
 def _feed(x: np.ndarray, sr: int, block: int = 65536):
