@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="decode processes (default: the build's default)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--runtimes", default=None,
-                   help="comma-separated, built in turn (default: torch,openvino where openvino is installed)")
+                   help="comma-separated, built in turn (default: torch,openvino where openvino is installed); "
+                        "with --measure-ab the first one (default: auto, as a build)")
     p.add_argument("--reps", type=int, default=3, help="timed model batches before and after the builds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="generate the library here and keep it (default: a temp dir, removed)")
@@ -296,17 +297,21 @@ def measure_ab(args) -> int:
     """Build throughput with the measurements and fingerprint against without, same run."""
     from indexer import pipeline
     from indexer.config import Settings
+    from indexer.runtime import resolve
 
     model = args.model or str(full_checkpoint())
     workers = args.workers or pipeline.default_workers()
+    if args.runtimes:  # the first one named; default: what the build picks (auto)
+        os.environ["SFX_RUNTIME"] = args.runtimes.split(",")[0]
+    runtime = resolve(None, "cpu")
     tmp = Path(tempfile.mkdtemp(prefix="sfx-bench-measure-"))
     lib = Path(args.keep) if args.keep else tmp / "library"
     try:
         audio_s, expect = make_library(lib, args.files, args.seed, args.min_s, args.max_s)
         print(f"library: {args.files} files, {audio_s / 60:.1f} min of audio, {expect} windows; "
-              f"batch {args.batch_size}, {workers} decode worker(s), precision {args.precision}")
+              f"batch {args.batch_size}, {workers} decode worker(s), runtime {runtime}, precision {args.precision}")
         # An untimed build first: the first build of a process also pays for reading the
-        # checkpoint and torch's first runs (3-4x slower on this machine), whichever it is.
+        # checkpoint and the runtime's first runs (docs/benchmarks.md), whichever it is.
         t0 = time.perf_counter()
         pipeline.build(Settings(index_dir=tmp / "index-warm-up", model=model, device="cpu", precision=args.precision),
                        [lib], batch_size=args.batch_size, workers=workers, progress=False, measure=True)
