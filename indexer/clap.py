@@ -250,6 +250,10 @@ class ClapEncoder:
             self._audio = self._from_pretrained(ClapAudioModelWithProjection)
         return self._audio
 
+    def text_tower(self):
+        """The loaded text tower: an OpenVINO tower, the cached torch export or transformers'."""
+        return self._text_model()
+
     def _text_model(self):
         """The text tower: the cached export (indexer.textcache) when this checkpoint has one,
         else ClapTextModelWithProjection from `from_pretrained`, exported for the next process."""

@@ -149,6 +149,11 @@ def status(index_dir, db_url, as_json, n_failures):
                    f"{s['very_quiet']} very quiet (under -50 LUFS); see 'sfx-search qc'")
     v = st["vectors"]
     click.echo(f"vectors: {v['kind']} {v['ntotal']} ({v['bytes'] / 1e6:.1f} MB){'' if v['current'] else ' (stale: rebuilt on next use)'}")
+    e = st.get("embedders")
+    if e:
+        runs = ", ".join(f"{r['runtime']} {r['precision']}" + (f" ({r['version']})" if r.get("version") else "")
+                         for r in e["runs"])
+        click.echo(f"embedded: {e['family']} vectors by {runs}")
     for r in st["roots"]:
         gone = ("  FOLDER MISSING (unmounted drive? if it moved: sfx-index relocate OLD NEW)"
                 if r.get("missing") else "")

@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 SYNC_ROWS = 65_536  # catalog vectors read per step when catching the FAISS index up
 DEFAULT_DIM = 512   # vector size of an index with no model recorded yet (CLAP's)
-TUNING_QUERIES = 500       # cached text queries sampled to tune an approximate index
-MIN_TUNING_QUERIES = 50    # fewer cached queries than this: tune on held-out vectors instead
 
 
 class Index:
@@ -152,14 +150,39 @@ class Index:
                 vecs = np.concatenate([p[1] for p in parts])
             else:
                 ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-        # Tune on the queries people actually ask (cached text vectors) when there are enough:
-        # text vectors sit apart from audio vectors, and held-out audio over-states recall.
-        queries = self.catalog.sample_text_vectors(TUNING_QUERIES)
-        vi.build(ids, vecs, queries=queries if len(queries) >= MIN_TUNING_QUERIES else None)
+        # Tuned on text-like queries beside held-out audio: text vectors sit apart from audio
+        # vectors, and held-out audio alone over-states recall (indexer.tuning_queries).
+        queries, source = self._tuning_queries(vecs) if kind_of(plan["kind"]).tuned else (None, None)
+        vi.build(ids, vecs, queries=queries, queries_from=source)
         vi.rerank = self._exact_vectors(vi)
         if save:
             self.save_vectors(vi, gen)
         self._vectors, self._vectors_generation = vi, gen
+        return vi
+
+    def _tuning_queries(self, vecs):
+        from .tuning_queries import tuning_queries
+
+        return tuning_queries(self.settings, self.catalog, vecs)
+
+    def retune_vectors(self, *, save: bool = True):
+        """Tune the current vector index's search settings again, without retraining it (e.g.
+        once text queries are cached: indexer.tuning_queries). An exact index is left as is."""
+        vi = self.vectors()
+        if not vi.kind.tuned:
+            return vi
+        ev = vi.rerank
+        if isinstance(ev, ExactVectors) and ev.loaded and len(ev.ids) == vi.ntotal \
+                and np.array_equal(np.sort(vi.ids()), np.asarray(ev.ids)):
+            ids, vecs = np.asarray(ev.ids), ev.vecs  # the float16 copy holds exactly the index
+        else:
+            parts = list(self.catalog.iter_vectors())
+            ids = np.concatenate([p[0] for p in parts])
+            vecs = np.concatenate([p[1] for p in parts])
+        queries, source = self._tuning_queries(vecs)
+        vi.tune(ids, vecs, queries=queries, queries_from=source)
+        if save:
+            self.save_vectors(vi, self._vectors_generation)
         return vi
 
     def save_vectors(self, vi, generation: int | None = None) -> None:

@@ -35,6 +35,7 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
                     "recall_at_10": vi.meta.get("recall_at_10"),
                     "params": vi.meta.get("params"),
                     "memory_budget": cat.get_meta("index_memory", "2G"),
+                    "tuned_on": vi.meta.get("tuned_on"),
                 }
             except IndexCorrupt as exc:
                 vectors["kind"] = f"corrupt ({exc})"
@@ -46,6 +47,8 @@ def index_status(settings: Settings, *, n_failures: int = 20) -> dict:
             "counts": cat.counts(),
             "sound": cat.measurement_summary(),  # measured, clipped, silent, very quiet (docs/hygiene.md)
             "vectors": vectors,
+            # Which runtimes and precisions embedded the vectors (docs/runtime.md, mixing them).
+            "embedders": cat.embedders(),
             # A root whose folder is gone (an unmounted drive) keeps its entries; say so.
             "roots": [{"path": r.path, "files": per_root.get(r.id, 0), "missing": not Path(r.path).is_dir()}
                       for r in cat.roots()],

@@ -53,6 +53,11 @@ class Library:
         rec = self.catalog.get_model()
         self._model_key = rec.key() if rec else None
 
+    @property
+    def text_cache_key(self) -> str:
+        """The key this library's text vectors are cached under in the catalog."""
+        return self._model_key or self.model
+
     @classmethod
     def open(
         cls,
@@ -141,7 +146,7 @@ class Library:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        key = self._model_key or self.model
+        key = self.text_cache_key
         cached = self.catalog.cached_text_vectors(key, texts)
         missing = [t for t in dict.fromkeys(texts) if t not in cached]
         store = list(missing)
@@ -234,7 +239,7 @@ class Library:
             q = self.text_vectors([sound_text(text) if syntax else text])[0]
             if not_text:
                 q = q - NEGATIVE_WEIGHT * self.text_vectors([not_text])[0]
-            semantic = self.rank_files(q, self._want(n) if mode == "semantic" else max(n * 3, 50), allowed)
+            semantic = self.rank_files(q, self.candidates_for(n) if mode == "semantic" else max(n * 3, 50), allowed)
         if mode == "semantic":
             return self._finish(semantic, n, collapse_copies)
         # Keyword mode shows n files; hybrid fuses a longer keyword list with the semantic one.
@@ -267,7 +272,7 @@ class Library:
         """
         q = self.file_vector(path, file_id=file_id, start_s=start_s)
         skip = set() if include_self else self._same_file_ids(path, file_id)
-        ranked = self.rank_files(q, self._want(n) + len(skip), self._allowed_files(filters))
+        ranked = self.rank_files(q, self.candidates_for(n) + len(skip), self._allowed_files(filters))
         return self._finish([r for r in ranked if r[0] not in skip], n, collapse_copies)
 
     def _same_file_ids(self, path, file_id) -> set[int]:
@@ -283,7 +288,7 @@ class Library:
 
     def search_vector(self, q: np.ndarray, n: int = 20, *, filters: Filters | None = None) -> list[Result]:
         """Files ranked by their best chunk against a query vector (relevance feedback, search.feedback)."""
-        return self._results(self.rank_files(q, self._want(n), self._allowed_files(filters)), n)
+        return self._results(self.rank_files(q, self.candidates_for(n), self._allowed_files(filters)), n)
 
     def file_vector(self, path=None, *, file_id=None, start_s=None) -> np.ndarray:
         row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
@@ -365,8 +370,9 @@ class Library:
         return self._wpf[1]
 
     @staticmethod
-    def _want(n: int) -> int:
-        # Extra rows so that grouping byte-identical duplicates still leaves n results.
+    def candidates_for(n: int) -> int:
+        """Files ranked for n results: extra rows so that grouping byte-identical duplicates
+        still leaves n."""
         return n * 2 + 8
 
     def _allowed_files(self, filters: Filters | None) -> set[int] | None:

@@ -198,6 +198,11 @@ def test_reindex_under_a_budget_records_the_choice_and_builds_add_into_it(settin
     assert out["kind"] == "ivf-flat" and out["factory"].startswith("IVF") and out["memory_budget"] == "1G"
     st = _json.loads(runner.invoke(index_cli.main, ["status", "--index", str(settings.index_dir), "--json"]).stdout)
     assert st["vectors"]["kind"].startswith("IVF") and st["vectors"]["recall_at_10"] is not None
+    # no text query cached yet: tuned on descriptions embedded by the index's own text tower
+    index = Index.open(settings)
+    tuned_on = index.vectors().meta["tuned_on"]
+    index.close()
+    assert tuned_on["text_like"] == 500 and "sound descriptions embedded" in tuned_on["source"]
     # a later build adds to the trained index without retraining it
     audiogen.write_audio(root / "more" / "late.wav", audiogen.sine(48000, 1.0, freq=900), 48000)
     _build(settings, [root])

@@ -93,6 +93,14 @@ def test_build_status_check_embed_through_the_cli(tmp_path, library, tiny_clap):
     st = json.loads(res.stdout)
     assert st["counts"]["indexed"] == len(files) and st["roots"][0]["path"] == str(root.resolve())
     assert st["vectors"]["ntotal"] == st["counts"]["chunks"] and st["vectors"]["current"]
+    # what embedded the vectors: the tests run torch (conftest), at the precision it resolved
+    from indexer.clap import resolve_precision
+
+    runs = st["embedders"]["runs"]
+    assert st["embedders"]["family"] == "float" and [(r["runtime"], r["precision"]) for r in runs] == \
+        [("torch", resolve_precision("auto", "cpu"))]
+    text = runner.invoke(index_cli.main, ["status", *common]).output
+    assert f"embedded: float vectors by torch {runs[0]['precision']}" in text
     res = runner.invoke(index_cli.main, ["check", *common])
     assert res.exit_code == 0 and res.output.strip().endswith("ok")
     res = runner.invoke(index_cli.main, ["embed", str(files["long"]), "--model", str(tiny_clap), "--json"])

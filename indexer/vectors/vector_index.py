@@ -68,11 +68,12 @@ class VectorIndex:
         self.tombstones = set()
 
     def build(self, ids, vecs, *, queries: np.ndarray | None = None, seed: int = 0,
-              generation=None) -> "VectorIndex":
+              generation=None, queries_from: str | None = None) -> "VectorIndex":
         """Replace the contents with (ids, vecs); choose, train and tune the index.
 
-        vecs may be a float16 memmap: it is read in chunks. `queries` (e.g. cached text
-        vectors) are used for tuning; by default held-out vectors of the data are used.
+        vecs may be a float16 memmap: it is read in chunks. `queries`: text-like vectors
+        (indexer.tuning_queries; `queries_from` says where they came from) that must reach the
+        recall target beside held-out vectors of the data (tuning.tune).
         """
         ids = np.asarray(ids, dtype=np.int64)
         n = len(ids)
@@ -87,12 +88,13 @@ class VectorIndex:
         self.kind.after_add(self)
         self.meta.update(trained_n=n, build_s=round(time.perf_counter() - t0, 2),
                          generation=generation)
-        tuning.tune(self, ids, vecs, queries, rng)
+        tuning.tune(self, ids, vecs, queries, rng, queries_from)
         return self
 
-    def tune(self, ids, vecs, *, queries: np.ndarray | None = None, seed: int = 0) -> "VectorIndex":
+    def tune(self, ids, vecs, *, queries: np.ndarray | None = None, seed: int = 0,
+             queries_from: str | None = None) -> "VectorIndex":
         """Tune the search settings again on the vectors the index holds (see build)."""
-        tuning.tune(self, np.asarray(ids, dtype=np.int64), vecs, queries, np.random.default_rng(seed))
+        tuning.tune(self, np.asarray(ids, dtype=np.int64), vecs, queries, np.random.default_rng(seed), queries_from)
         return self
 
     # -- changing -------------------------------------------------------------------------
