@@ -251,8 +251,8 @@ class Library:
             q = None
             scored = [(fid, s, None) for fid, s in keyword]
             return self._finish(scored, n, collapse_copies, found={fid: ("keyword", None, s) for fid, s in keyword})
-        fused, found = self._fuse(semantic, keyword, q, not_text)
-        return self._finish(fused, n, collapse_copies, found=found)
+        fused, found = self._fuse(semantic, keyword)
+        return self._finish(fused, n, collapse_copies, found=found, best_for=q)
 
     def similar(
         self,
@@ -401,12 +401,14 @@ class Library:
                 return kept[:limit]
             want *= 64  # each round scores every match again: few rounds (3 at a million files)
 
-    def _fuse(self, semantic, keyword, q, not_text):
+    def _fuse(self, semantic, keyword):
         """Reciprocal rank fusion of the semantic and keyword file rankings.
 
         Returns (file id, fused score, best chunk) best first, the fused score scaled so that a
         file ranked first by both halves scores 1 (the score column then reads in rank order),
-        and per file which half found it with both halves' scores.
+        and per file which half found it with both halves' scores. A keyword-only hit has no
+        best chunk nor cosine yet: the fused order does not depend on them, so they are looked
+        up for the rows shown only (_results).
         """
         fused: dict[int, float] = {}
         for rank, (fid, _s, _c) in enumerate(semantic):
@@ -416,17 +418,12 @@ class Library:
         sem = {fid: (s, c) for fid, s, c in semantic}
         kw = dict(keyword)
         order = sorted(fused, key=lambda f: (-fused[f], f))
-        # Keyword-only hits get their best chunk and cosine score against the query.
-        need = [fid for fid in order if fid not in sem]
-        if need and q is not None:
-            best = self._best_chunks(q, need)
-            sem.update({fid: best.get(fid, (None, None)) for fid in need})
         top = 2.0 / (RRF_K + 1)
         out, found = [], {}
         for fid in order:
             cos, cid = sem.get(fid, (None, None))
             out.append((fid, fused[fid] / top, cid))
-            by = "both" if fid in kw and any(f == fid for f, _, _ in semantic) else ("keyword" if fid in kw else "sound")
+            by = "both" if fid in kw and fid in sem else ("keyword" if fid in kw else "sound")
             found[fid] = (by, cos, kw.get(fid))
         return out, found
 
@@ -444,11 +441,13 @@ class Library:
                 out[fid] = (float(scores[i]), int(chunk_ids[i]))
         return out
 
-    def _finish(self, scored, n: int, collapse_copies: bool, found: dict | None = None) -> list[Result]:
-        """Result rows with their measurements; near-duplicates folded first when asked."""
+    def _finish(self, scored, n: int, collapse_copies: bool, found: dict | None = None,
+                best_for: np.ndarray | None = None) -> list[Result]:
+        """Result rows with their measurements; near-duplicates folded first when asked.
+        `best_for`: the query vector whose best chunk and cosine keyword-only rows get."""
         from .hygiene import collapse_copies as fold
 
-        rows = self._results(scored, len(scored) if collapse_copies else n, found=found)
+        rows = self._results(scored, len(scored) if collapse_copies else n, found=found, best_for=best_for)
         if collapse_copies:
             rows = fold(self.catalog, rows)[:n]
         measured = self.catalog.measurements_for([r.file_id for r in rows])
@@ -457,16 +456,35 @@ class Library:
                 setattr(r, k, v)
         return rows
 
-    def _results(self, scored: list[tuple[int, float | None, int | None]], n: int, found: dict | None = None
-                 ) -> list[Result]:
+    def _results(self, scored: list[tuple[int, float | None, int | None]], n: int, found: dict | None = None,
+                 best_for: np.ndarray | None = None) -> list[Result]:
         fids = [fid for fid, _, _ in scored]
         files = self.catalog.files_by_ids(fids)
-        chunk_rows = self.catalog.chunks_by_ids([c for _, _, c in scored if c is not None])
-        meta = self.catalog.metadata_for(fids)
-        tags = self.catalog.tags_for(fids) if hasattr(self.catalog, "tags_for") else {}
+        # The rows shown: the first n distinct contents (a later copy of one of them only adds
+        # its path). Chunks, metadata and tags are read for those alone, not for every candidate.
+        shown, hashes = [], set()
+        for fid, _score, _cid in scored:
+            f = files.get(fid)
+            if f is None or (f.content_hash and f.content_hash in hashes) or len(shown) >= n:
+                continue
+            shown.append(fid)
+            if f.content_hash:
+                hashes.add(f.content_hash)
+        cids = {fid: cid for fid, _, cid in scored}
+        need = [fid for fid in shown if cids[fid] is None and found is not None and fid in found]
+        if need and best_for is not None:  # keyword-only hits: their best chunk against the query
+            best = self._best_chunks(best_for, need)
+            for fid in need:
+                cos, cids[fid] = best.get(fid, (None, None))
+                by, _cos, kws = found[fid]
+                found[fid] = (by, cos, kws)
+        chunk_rows = self.catalog.chunks_by_ids([cids[fid] for fid in shown if cids[fid] is not None])
+        meta = self.catalog.metadata_for(shown)
+        tags = self.catalog.tags_for(shown) if hasattr(self.catalog, "tags_for") else {}
         out: list[Result] = []
         by_hash: dict[str, Result] = {}
-        for fid, score, cid in scored:
+        for fid, score, _cid in scored:
+            cid = cids[fid]
             f: FileRow | None = files.get(fid)
             if f is None:
                 continue

@@ -195,9 +195,23 @@ def test_hybrid_keyword_half_runs_beside_the_text_tower_and_its_errors_surface(b
         assert seen["thread"].startswith("sfx-search")  # not the caller's thread
         sem = lib.rank_files(lib.text_vectors(["creak sweep"])[0], 50)
         kw = lib._keyword_files("creak sweep", None, limit=50)
-        fused, found = lib._fuse(sem, kw, lib.text_vectors(["creak sweep"])[0], None)
-        want = lib._results(fused, 5, found=found)
-        assert [r.path for r in res] == [r.path for r in want]
+        q = lib.text_vectors(["creak sweep"])[0]
+        fused, found = lib._fuse(sem, kw)
+        want = lib._results(fused, 5, found=found, best_for=q)
+
+        def shown(rows):
+            return [(r.path, r.found_by, r.sound_score, r.keyword_score, r.chunk_id, r.offset_s) for r in rows]
+
+        assert shown(res) == shown(want)
+        # keyword-only rows get their best chunk and its cosine, looked up for the rows shown
+        # only: the same as looking them up for every keyword-only candidate (this library is
+        # too small for the semantic half to miss a file: fused here without it)
+        alone, alone_found = lib._fuse([], kw)
+        best = lib._best_chunks(q, [fid for fid, _s, _c in alone])
+        keyword_only = lib._results(alone, 5, found=alone_found, best_for=q)
+        assert keyword_only and all(r.found_by == "keyword" for r in keyword_only)
+        for r in keyword_only:
+            assert (r.sound_score, r.chunk_id) == (round(best[r.file_id][0], 6), best[r.file_id][1])
 
         def broken(text, limit=200):
             raise RuntimeError("the catalog went away")
