@@ -59,6 +59,9 @@ def embed_descriptions(settings, catalog, n: int) -> np.ndarray | None:
     model = settings.model
     if model != rec.model_id and model == resolve_model(None):  # as Library picks its model
         model = rec.model_id
+    if not at_hand(model):  # never a download for tuning's sake
+        log.info("tuning without embedded descriptions: %s is not on this machine", model)
+        return None
     try:
         enc = ClapEncoder.load(model, device=settings.device, precision=settings.precision, parts=("text",))
         if ModelRecord.from_fingerprint(enc.fingerprint, enc.dim).key() != rec.key():
@@ -69,6 +72,23 @@ def embed_descriptions(settings, catalog, n: int) -> np.ndarray | None:
         log.info("tuning without embedded descriptions: the text tower is not at hand (%s)",
                  str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
         return None
+
+
+def at_hand(model: str) -> bool:
+    """Whether `model` is a checkpoint folder or already in the Hugging Face cache."""
+    from pathlib import Path
+
+    if Path(model).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import snapshot_download
+
+        from . import models
+
+        snapshot_download(model, local_files_only=True, cache_dir=models.hub_cache_dir())
+        return True
+    except Exception:  # not cached, not a repository id, no hub library: not at hand
+        return False
 
 
 def shifted(data: np.ndarray, text: np.ndarray, n: int) -> np.ndarray:

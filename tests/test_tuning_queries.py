@@ -119,3 +119,13 @@ def test_without_the_text_tower_cached_queries_move_held_out_data_toward_them(ca
     np.testing.assert_allclose(np.linalg.norm(moved, axis=1), 1.0, atol=1e-5)
     # the moved queries sit nearer the text queries than the data they came from does
     assert float((moved @ text_dir.T).mean()) > float((data @ text_dir.T).mean()) + 0.2
+
+
+def test_a_model_that_is_not_on_this_machine_is_never_downloaded_for_tuning(catalog, tmp_path, monkeypatch):
+    from indexer import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # a download would be possible
+    monkeypatch.setattr(models, "pull", lambda *a, **k: pytest.fail("tuning must not download a model"))
+    assert not tq.at_hand("someone/clap-not-here") and tq.at_hand(str(tmp_path))
+    settings = Settings(index_dir=tmp_path, model="someone/clap-not-here")  # not the default: asked for
+    assert tq.embed_descriptions(settings, catalog, 10) is None
