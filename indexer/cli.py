@@ -283,23 +283,30 @@ def remove(root, index_dir, db_url, yes):
 @click.option("--memory", metavar="SIZE", help="Memory budget for the vector index, e.g. 2G or 512M [default 2G].")
 @click.option("--kind", type=click.Choice(kind_choices()),
               help="Force an index kind instead of choosing one under the budget.")
+@click.option("--retune", is_flag=True,
+              help="Only tune the current index's search settings again (no retraining): e.g. once "
+                   "many text queries are cached, or after an upgrade of the tuner.")
 @click.option("--json", "as_json", is_flag=True)
 @user_errors
-def reindex(index_dir, db_url, memory, kind, as_json):
+def reindex(index_dir, db_url, memory, kind, retune, as_json):
     """Rebuild the vector index from the catalog, choosing it under a memory budget.
 
     Up to about 200 000 windows the index is exact; beyond, an approximate index (HNSW,
     IVF over 4-bit fast-scan codes with exact re-ranking) is chosen to fit the budget and tuned to a
-    recall@10 of 0.95. The budget is remembered for later builds.
+    recall@10 of 0.95 on text-like queries and held-out windows. The budget is remembered for
+    later builds.
 
     \b
     Examples:
       sfx-index reindex --memory 2G
       sfx-index reindex --kind flat
+      sfx-index reindex --retune            settings only, the trained index kept
     """
     from .maintenance import reindex as run_reindex
 
-    res = run_reindex(settings_from(index_dir, db_url), memory=memory, kind=kind)
+    if retune and (memory or kind):
+        raise click.UsageError("--retune keeps the index as it is: it takes no --memory or --kind")
+    res = run_reindex(settings_from(index_dir, db_url), memory=memory, kind=kind, retune=retune)
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:

@@ -98,16 +98,22 @@ def remove_root(settings: Settings, root: str | Path) -> int:
         index.close()
 
 
-def reindex(settings: Settings, *, memory: str | None = None, kind: str | None = None) -> dict:
-    """Rebuild the vector index from the catalog under a memory budget; report the choice."""
+def reindex(settings: Settings, *, memory: str | None = None, kind: str | None = None,
+            retune: bool = False) -> dict:
+    """Rebuild the vector index from the catalog under a memory budget (or, with `retune`, only
+    tune its search settings again); report the choice."""
     index = Index.open(settings, verify=True)
     try:
         with BuildLock(settings.index_dir):
-            vi = index.rebuild_vectors(save=True, memory=memory, kind=kind)
+            if retune:
+                vi = index.retune_vectors(save=True)
+            else:
+                vi = index.rebuild_vectors(save=True, memory=memory, kind=kind)
             m = vi.meta
             return {
                 "factory": m.get("factory"), "kind": m.get("kind"), "ntotal": int(vi.ntotal),
                 "recall_at_10": m.get("recall_at_10"), "params": m.get("params"),
+                "tuned_on": m.get("tuned_on"), "retuned": retune,
                 "memory_budget": index.catalog.get_meta("index_memory", "2G"),
                 "bytes": settings.faiss_path.stat().st_size, "build_s": m.get("build_s"),
             }

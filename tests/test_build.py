@@ -200,9 +200,22 @@ def test_reindex_under_a_budget_records_the_choice_and_builds_add_into_it(settin
     assert st["vectors"]["kind"].startswith("IVF") and st["vectors"]["recall_at_10"] is not None
     # no text query cached yet: tuned on descriptions embedded by the index's own text tower
     index = Index.open(settings)
-    tuned_on = index.vectors().meta["tuned_on"]
+    before = dict(index.vectors().meta)
     index.close()
+    tuned_on = before["tuned_on"]
     assert tuned_on["text_like"] == 500 and "sound descriptions embedded" in tuned_on["source"]
+    # --retune tunes the same trained index again: nothing is retrained or re-planned
+    res = runner.invoke(index_cli.main, ["reindex", "--index", str(settings.index_dir), "--retune", "--json"])
+    assert res.exit_code == 0, res.output
+    out = _json.loads(res.stdout)
+    assert out["retuned"] and out["factory"] == before["factory"] and out["build_s"] == before["build_s"]
+    assert out["tuned_on"]["text_like"] == 500 and out["recall_at_10"] is not None
+    index = Index.open(settings)
+    after = index.vectors().meta
+    index.close()
+    assert after["trained_n"] == before["trained_n"] and after["saved_at"] > before["saved_at"]
+    res = runner.invoke(index_cli.main, ["reindex", "--index", str(settings.index_dir), "--retune", "--kind", "flat"])
+    assert res.exit_code == 2 and "--retune keeps the index" in res.output
     # a later build adds to the trained index without retraining it
     audiogen.write_audio(root / "more" / "late.wav", audiogen.sine(48000, 1.0, freq=900), 48000)
     _build(settings, [root])
