@@ -222,6 +222,7 @@ MAX_SEGMENT_BER = 0.3
 MIN_BITS = 64  # reliable bits compared, at least (a short or near-silent sound decides nothing)
 MIN_COVER = 0.9  # share of the shorter file's voiced frames that the overlap must hold
 SAME_LENGTH_S = 0.1  # re-encodes keep their length (an MP3's padding aside): search small lags
+SAME_LENGTH_LAGS = 4  # frames either way
 ENVELOPE_RANGE_DB = 40.0  # frames within this of a file's loudest frame must line up in level
 ENVELOPE_TOLERANCE_DB = 6.0
 MAX_ENVELOPE_MISS = 0.05  # share of those frames allowed off by more than the tolerance
@@ -380,7 +381,7 @@ def match(a: Fingerprint, b: Fingerprint) -> Match | None:
     if len(a.bits) == 0 or len(b.bits) == 0 or not a.voiced.any() or not b.voiced.any():
         return None
     if abs(a.duration_s - b.duration_s) <= SAME_LENGTH_S:
-        lags = list(range(-4, 5))
+        lags = list(range(-SAME_LENGTH_LAGS, SAME_LENGTH_LAGS + 1))
     else:
         lags = _candidate_lags(a, b)
     for lag in _lags_by_ber(a, b, lags):

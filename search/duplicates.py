@@ -7,12 +7,14 @@ sounds (two door slams, two takes, a loop and its variation) are not grouped.
 How the decision is made (docs/hygiene.md says why it holds for any model weights):
 
 1. candidates: every file's 33-value spectrum shape (level-invariant, from its fingerprint)
-   and log duration, nearest neighbours in FAISS (exact below HNSW_ABOVE files, HNSW above);
-   pairs whose shapes are further apart than MAX_SHAPE_DISTANCE are dropped. No model vector
-   is used: they depend on the weights, and the fingerprint decides anyway;
-2. confirmation: `indexer.fingerprint.match` on the two fingerprints (the bits of the actual
+   and log duration, nearest neighbours in FAISS (exact up to APPROXIMATE_ABOVE files,
+   inverted lists above); pairs whose shapes are further apart than MAX_SHAPE_DISTANCE are
+   dropped. No model vector is used: they depend on the weights, and the fingerprint decides;
+2. screen: `indexer.fpscreen.screen` drops, all pairs at once, those that fail at every
+   alignment two conditions `match` requires (most look-alikes: they agree on half their bits);
+3. confirmation: `indexer.fingerprint.match` on the two fingerprints (the bits of the actual
    samples, aligned for trims, level-invariant);
-3. groups: connected components of the confirmed pairs; the keeper is the best copy by
+4. groups: connected components of the confirmed pairs; the keeper is the best copy by
    lossless over lossy, higher rate, higher bit depth, more channels, untrimmed (longer),
    richer metadata, older file, in that order.
 
@@ -30,13 +32,16 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from indexer.fingerprint import SAME_LENGTH_S, Fingerprint, Match, match
+from indexer.fpscreen import screen
 
 NEIGHBOURS = 8
 MAX_SHAPE_DISTANCE = 0.35  # RMS over bands, in bels; copies measured <= 0.16, trims included
 SAME_LENGTH_SHAPE_DISTANCE = 0.12  # re-encodes, resamples, gains, folds of one length: <= 0.061
 DURATION_WEIGHT = 0.5  # how much a factor e in duration counts against the shape distance
 MIN_SHORTER_SHARE = 0.2  # a file is not a trimmed copy of one five times its length
-HNSW_ABOVE = 20000
+APPROXIMATE_ABOVE = 20000  # files; exact neighbours up to here
+IVF_LISTS_PER_ROOT = 4  # inverted lists: 4 sqrt(files), 1 264 at 100 000
+IVF_PROBES = 16
 LEVEL_SHOWN_DB = 0.5
 TRIM_SHOWN_S = 0.05
 
@@ -123,41 +128,44 @@ class Group:
 # ---------------------------------------------------------------------- candidates
 
 
-def candidate_pairs(files: Sequence[DupFile], neighbours: int = NEIGHBOURS) -> set[tuple[int, int]]:
-    """Index pairs (i < j) worth confirming: near in spectrum shape and compatible in length."""
+def candidate_pairs(files: Sequence[DupFile], neighbours: int = NEIGHBOURS) -> np.ndarray:
+    """Index pairs (k, 2), i < j, sorted, worth confirming: near in spectrum shape and
+    compatible in length."""
     import faiss
 
     n = len(files)
     if n < 2:
-        return set()
+        return np.zeros((0, 2), np.int64)
     shapes = np.stack([f.fingerprint.shape for f in files]).astype(np.float32)
     dims = shapes.shape[1]
     # Squared L2 of the key = dims * (shape RMS distance)^2 + (DURATION_WEIGHT * ln ratio)^2 * dims.
-    logd = np.log(np.maximum([f.length_s for f in files], 1e-3)).astype(np.float32)[:, None]
+    lengths = np.array([f.length_s for f in files], dtype=np.float64)
+    logd = np.log(np.maximum(lengths, 1e-3)).astype(np.float32)[:, None]
     keys = np.ascontiguousarray(np.hstack([shapes, DURATION_WEIGHT * logd * math.sqrt(dims)]))
-    if n > HNSW_ABOVE:
-        index = faiss.IndexHNSWFlat(keys.shape[1], 32)
-        index.hnsw.efSearch = max(64, 2 * neighbours)
+    if n > APPROXIMATE_ABOVE:
+        # Inverted lists: a tenth of HNSW's CPU time at 100 000 files, and a copy (far nearer
+        # than any look-alike) lies in one of the probed lists (docs/benchmarks.md).
+        nlist = min(int(IVF_LISTS_PER_ROOT * math.sqrt(n)), n // 40)  # faiss wants 39 points a list
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(keys.shape[1]), keys.shape[1], nlist)
+        index.cp.niter, index.cp.max_points_per_centroid, index.cp.seed = 10, 40, 1
+        index.train(keys)
+        index.nprobe = IVF_PROBES
     else:
         index = faiss.IndexFlatL2(keys.shape[1])
     index.add(keys)
     k = min(n, neighbours + 1)
     dist, idx = index.search(keys, k)
     limit = dims * MAX_SHAPE_DISTANCE ** 2
-    pairs: set[tuple[int, int]] = set()
-    for i in range(n):
-        for d, j in zip(dist[i], idx[i]):
-            j = int(j)
-            if j < 0 or j == i or d > limit:
-                continue
-            a, b = (i, j) if i < j else (j, i)
-            la, lb = files[a].length_s, files[b].length_s
-            if min(la, lb) < MIN_SHORTER_SHARE * max(la, lb):
-                continue
-            if abs(la - lb) <= SAME_LENGTH_S and d > dims * SAME_LENGTH_SHAPE_DISTANCE ** 2:
-                continue  # same length: no trim to explain a different spectrum
-            pairs.add((a, b))
-    return pairs
+    i = np.repeat(np.arange(n), k)
+    j, d = idx.ravel().astype(np.int64), dist.ravel()
+    ok = (j >= 0) & (j != i) & (d <= limit)
+    i, j, d = i[ok], j[ok], d[ok]
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    la, lb = lengths[a], lengths[b]
+    ok = np.minimum(la, lb) >= MIN_SHORTER_SHARE * np.maximum(la, lb)
+    # Same length: no trim to explain a different spectrum.
+    ok &= ~((np.abs(la - lb) <= SAME_LENGTH_S) & (d > dims * SAME_LENGTH_SHAPE_DISTANCE ** 2))
+    return np.unique(np.stack([a[ok], b[ok]], axis=1), axis=0)
 
 
 # ---------------------------------------------------------------------- grouping
@@ -220,7 +228,9 @@ def find_groups(
 ) -> list[Group]:
     """Near-duplicate groups of `files`, largest first (see the module docstring)."""
     usable = [f for f in files if f.fingerprint is not None and len(f.fingerprint.bits)]
-    pairs = sorted(candidate_pairs(usable, neighbours))
+    pairs = candidate_pairs(usable, neighbours)
+    # Most candidates are look-alikes: screened out in bulk, never a pair match could accept.
+    pairs = pairs[screen([f.fingerprint for f in usable], pairs)]
     parent = list(range(len(usable)))
 
     def root(i: int) -> int:
@@ -229,11 +239,14 @@ def find_groups(
             i = parent[i]
         return i
 
-    it = progress(pairs) if progress else pairs
+    matched: dict[tuple[int, int], Match] = {}  # what the union step found, for the descriptions
+    it = progress(pairs.tolist()) if progress else pairs.tolist()
     for a, b in it:
         if root(a) == root(b):
             continue  # already joined through another pair
-        if match(usable[a].fingerprint, usable[b].fingerprint) is not None:
+        m = match(usable[a].fingerprint, usable[b].fingerprint)
+        if m is not None:
+            matched[a, b] = m
             parent[root(a)] = root(b)
     members: dict[int, list[int]] = {}
     for i in range(len(usable)):
@@ -242,12 +255,13 @@ def find_groups(
     for idx in members.values():
         if len(idx) < 2:
             continue
-        group_files = [usable[i] for i in idx]
-        keeper = max(group_files, key=_rank)
-        others = [f for f in group_files if f is not keeper]
+        ranked = sorted(idx, key=lambda i: _rank(usable[i]), reverse=True)
+        keeper = usable[ranked[0]]
+        others = [usable[i] for i in ranked[1:]]
         copies = []
-        for o in sorted(others, key=_rank, reverse=True):
-            m = match(keeper.fingerprint, o.fingerprint)
+        for i in ranked[1:]:
+            o = usable[i]
+            m = matched.get((ranked[0], i)) or match(keeper.fingerprint, o.fingerprint)
             if m is None:  # joined through a third copy: describe it against that one's alignment
                 m = Match(lag=0, ber=float("nan"), bits=0, gain_db=0.0)
             copies.append(Copy(o, difference(keeper, o, m), m))
