@@ -370,21 +370,23 @@ def _lags_by_ber(a: Fingerprint, b: Fingerprint, lags: list[int]) -> list[int]:
     return [lags[i] for i in np.argsort(ber, kind="stable") if ber[i] <= MAX_BER]
 
 
-def match(a: Fingerprint, b: Fingerprint) -> Match | None:
+def match(a: Fingerprint, b: Fingerprint, lags: list[int] | tuple[int, ...] = ()) -> Match | None:
     """How b is the same recording as a (any format, rate, level, trimmed ends), or None.
 
     At the best of a few candidate alignments: the shorter file lies inside the longer one
     (MIN_COVER of its voiced frames); the reliable bits they share differ in at most MAX_BER
     of cases overall and MAX_SEGMENT_BER within any second; and the level envelopes agree
     (a loop's variation shares most of its bits with the loop, but not where hits differ).
+    `lags` are more alignments to try (`fpscreen.screen` finds some); every one is held to
+    the same checks.
     """
     if len(a.bits) == 0 or len(b.bits) == 0 or not a.voiced.any() or not b.voiced.any():
         return None
     if abs(a.duration_s - b.duration_s) <= SAME_LENGTH_S:
-        lags = list(range(-SAME_LENGTH_LAGS, SAME_LENGTH_LAGS + 1))
+        tried = list(range(-SAME_LENGTH_LAGS, SAME_LENGTH_LAGS + 1))
     else:
-        lags = _candidate_lags(a, b)
-    for lag in _lags_by_ber(a, b, lags):
+        tried = sorted(set(_candidate_lags(a, b)) | set(lags))
+    for lag in _lags_by_ber(a, b, tried):
         found = _check(a, b, lag)
         if found is not None:
             return found

@@ -16,8 +16,11 @@ two of the conditions `match` itself requires (`fingerprint._check`), at EVERY a
 Files of one length are aligned by `match` only within SAME_LENGTH_LAGS frames; the screen
 uses the same window. The bits are compared 64 at a time (two frames per popcount).
 
+The lags where the first second agrees best are handed to `match` as alignments to try: its
+own come from the level envelopes, which a steady or clipped envelope can leave ambiguous.
+
     from indexer.fpscreen import screen
-    keep = screen(fingerprints, pairs)   # bool per pair: worth a full `match`
+    keep, hints = screen(fingerprints, pairs)   # bool per pair: worth a full `match`; lags to try
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .fingerprint import (MAX_SEGMENT_BER, MIN_BITS, MIN_COVER, SAME_LENGTH_LAGS
 
 SEG = SEGMENT_FRAMES
 WORDS = SEG // 2  # 64-bit words a segment spans
+HINTS = 3  # lags handed to match per kept pair
 LAGS_PER_BATCH = 16_000  # alignments compared at once: 4 arrays of (batch, WORDS) uint64 in cache
 
 
@@ -43,25 +47,24 @@ class _Packed:
         lengths = np.array([len(f.bits) for f in fps], dtype=np.int64)
         self.lengths = lengths
         self.starts = np.concatenate([[0], np.cumsum(lengths + SEG)[:-1]]).astype(np.int64)
-        pad32, pad_v = np.zeros(SEG, np.uint32), np.zeros(SEG, bool)
-        tail32, tail_v = np.zeros(2, np.uint32), np.zeros(2, bool)
+        total = int(lengths.sum()) + SEG * len(fps)
+        tail = 4 + total % 2  # an even length, and room past the last file's empty frames
 
-        def laid_out(parts, pad, tail):  # each file's frames, then SEG empty ones
-            return np.concatenate([x for part in parts for x in (part, pad)] + [tail])
+        def laid_out(parts, fill, dtype):  # each file's frames, then SEG empty ones
+            pad = np.full(SEG, fill, dtype)
+            return np.concatenate([x for part in parts for x in (part, pad)] + [np.full(tail, fill, dtype)])
 
-        # Fingerprint.voiced, computed for all files at once the same way.
-        voiced = laid_out([f.energy_cdb.astype(np.float32) / 100.0 > SILENT_DB for f in fps], pad_v, tail_v)
-        mask = laid_out([f.strong for f in fps], pad32, tail32) & np.where(voiced, np.uint32(0xFFFFFFFF), np.uint32(0))
-        bits = (laid_out([f.bits for f in fps], pad32, tail32) & mask).astype(np.uint64)
-        mask = mask.astype(np.uint64)
-        total = len(bits)
+        # Fingerprint.voiced, for every frame at once and computed the same way.
+        voiced = laid_out([f.energy_cdb for f in fps], np.iinfo(np.int16).min, np.int16).astype(np.float32) / 100.0 > SILENT_DB
+        mask = laid_out([f.strong for f in fps], 0, np.uint32) & np.where(voiced, np.uint32(0xFFFFFFFF), np.uint32(0))
+        bits = laid_out([f.bits for f in fps], 0, np.uint32) & mask
         # Voiced frames before each position: a file's own count is a difference of two.
         self.voiced_cum = np.concatenate([[0], np.cumsum(voiced, dtype=np.int64)])
         # Two frames to a 64-bit word, in two copies: words starting on even frames, then on
-        # odd ones, so that the SEG frames from any start are WORDS consecutive words.
-        pair_words = [(b[:-1] | (b[1:] << np.uint64(32))) for b in (bits, mask)]
-        self.half = total // 2  # words starting on an even frame
-        self.bits64, self.mask64 = (np.concatenate([w[0::2][:self.half], w[1::2][:self.half]]) for w in pair_words)
+        # odd ones, so that the SEG frames from any start are WORDS consecutive words. Both
+        # sides of a comparison are packed alike, so the byte order does not matter.
+        self.half = len(bits) // 2  # words starting on an even frame
+        self.bits64, self.mask64 = (np.concatenate([w.view(np.uint64), w[1:-1].view(np.uint64)]) for w in (bits, mask))
 
     def rows(self, arr: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """(len(starts), WORDS) uint64: the SEG frames from each start frame."""
@@ -95,12 +98,15 @@ def cover_intervals(packed: _Packed, pairs: np.ndarray) -> tuple[np.ndarray, np.
     return lo, hi
 
 
-def screen(fps: Sequence[Fingerprint], pairs: np.ndarray, progress=None) -> np.ndarray:
-    """For index pairs (k, 2) into fps: False where `match(fps[i], fps[j])` is sure to be None."""
+def screen(fps: Sequence[Fingerprint], pairs: np.ndarray, progress=None) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """For index pairs (k, 2) into fps: False where `match(fps[i], fps[j])` is sure to be None;
+    and for kept pairs, up to HINTS lags whose first second agrees best (index into pairs ->
+    lags, best first): alignments for `match` to try beside those it finds itself."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     keep = np.zeros(len(pairs), dtype=bool)
+    hints: dict[int, list[int]] = {}
     if not len(pairs):
-        return keep
+        return keep, hints
     packed = _Packed(fps)
     lo, hi = cover_intervals(packed, pairs)
     # Either file with no voiced frame: match is None (the interval is empty then, total == 0,
@@ -119,25 +125,36 @@ def screen(fps: Sequence[Fingerprint], pairs: np.ndarray, progress=None) -> np.n
     cuts = np.unique(np.searchsorted(ends, np.arange(LAGS_PER_BATCH, int(ends[-1]) if len(ends) else 0, LAGS_PER_BATCH)))
     batches = [b for b in np.split(todo, cuts) if len(b)]
     for batch in (progress(batches) if progress else batches):
-        keep[batch] = _any_lag_passes(packed, pairs[batch], lo[batch], counts[batch])
-    return keep
+        keep[batch], owner, lags = _any_lag_passes(packed, pairs[batch], lo[batch], counts[batch])
+        for k, lag in zip(batch[owner].tolist(), lags.tolist()):
+            if len(hints.setdefault(k, [])) < HINTS:
+                hints[k].append(lag)
+    return keep, hints
 
 
-def _any_lag_passes(packed: _Packed, pairs: np.ndarray, lo: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _any_lag_passes(packed: _Packed, pairs: np.ndarray, lo: np.ndarray, counts: np.ndarray):
+    """Per pair, whether any of its lags passes; and (pair, lag) of the lags that pass on
+    enough bits to tell, by pair then agreement, best first."""
     owner = np.repeat(np.arange(len(pairs)), counts)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     lag = lo[owner] + (np.arange(int(counts.sum())) - first[owner])
-    sa, sb = packed.starts[pairs[owner, 0]], packed.starts[pairs[owner, 1]]
+    sa, sb = packed.starts[pairs[:, 0]], packed.starts[pairs[:, 1]]
     # lag >= 0: the overlap starts at b's frame 0, on a's frame lag; lag < 0: at a's frame 0.
+    # The probes (a pair's two heads) come from a table of the batch's heads, kept in cache.
     ahead = lag >= 0
-    probe = np.where(ahead, sb, sa)
-    window = np.where(ahead, sa + lag, sb - lag)
+    heads = np.concatenate([sb, sa])
+    probe = owner + np.where(ahead, 0, len(pairs))
+    window = np.where(ahead, sa[owner] + lag, sb[owner] - lag)
     m = packed.rows(packed.mask64, window)
-    m &= packed.rows(packed.mask64, probe)
+    m &= packed.rows(packed.mask64, heads)[probe]
     x = packed.rows(packed.bits64, window)
-    x ^= packed.rows(packed.bits64, probe)
+    x ^= packed.rows(packed.bits64, heads)[probe]
     x &= m
     count = np.bitwise_count(m).sum(axis=1, dtype=np.int64)
     wrong = np.bitwise_count(x).sum(axis=1, dtype=np.int64)
-    passes = (count < MIN_BITS / 2) | (wrong <= MAX_SEGMENT_BER * count)
-    return np.logical_or.reduceat(passes, first)
+    agree = wrong <= MAX_SEGMENT_BER * count
+    told = count >= MIN_BITS / 2
+    passes = ~told | agree
+    good = np.flatnonzero(told & agree)
+    good = good[np.lexsort((wrong[good] / count[good], owner[good]))]
+    return np.logical_or.reduceat(passes, first), owner[good], lag[good]

@@ -230,7 +230,13 @@ def find_groups(
     usable = [f for f in files if f.fingerprint is not None and len(f.fingerprint.bits)]
     pairs = candidate_pairs(usable, neighbours)
     # Most candidates are look-alikes: screened out in bulk, never a pair match could accept.
-    pairs = pairs[screen([f.fingerprint for f in usable], pairs)]
+    keep, hint_of = screen([f.fingerprint for f in usable], pairs)
+    hints = {(int(pairs[k, 0]), int(pairs[k, 1])): lags for k, lags in hint_of.items()}
+    pairs = pairs[keep]
+
+    def lags(a: int, b: int) -> list[int]:  # the screen's alignments for match(a, b)
+        return hints.get((a, b)) or [-lag for lag in hints.get((b, a), [])]
+
     parent = list(range(len(usable)))
 
     def root(i: int) -> int:
@@ -244,7 +250,7 @@ def find_groups(
     for a, b in it:
         if root(a) == root(b):
             continue  # already joined through another pair
-        m = match(usable[a].fingerprint, usable[b].fingerprint)
+        m = match(usable[a].fingerprint, usable[b].fingerprint, lags(a, b))
         if m is not None:
             matched[a, b] = m
             parent[root(a)] = root(b)
@@ -261,7 +267,7 @@ def find_groups(
         copies = []
         for i in ranked[1:]:
             o = usable[i]
-            m = matched.get((ranked[0], i)) or match(keeper.fingerprint, o.fingerprint)
+            m = matched.get((ranked[0], i)) or match(keeper.fingerprint, o.fingerprint, lags(ranked[0], i))
             if m is None:  # joined through a third copy: describe it against that one's alignment
                 m = Match(lag=0, ber=float("nan"), bits=0, gain_db=0.0)
             copies.append(Copy(o, difference(keeper, o, m), m))

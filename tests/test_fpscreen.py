@@ -48,7 +48,7 @@ def test_no_pair_that_match_accepts_is_screened_out():
         fps += [orig, *variants]
         pairs += [(base, base + v) for v in range(1, 6)] + [(base + 1, base + 2), (base + 2, base + 3)]
     pairs = np.array(pairs)
-    keep = screen(fps, pairs)
+    keep, _ = screen(fps, pairs)
     accepted = np.array([match(fps[i], fps[j]) is not None for i, j in pairs])
     assert accepted.sum() >= 100  # the copies: the test compares something
     assert not (accepted & ~keep).any()
@@ -66,7 +66,7 @@ def test_no_pair_is_screened_out_in_either_order_or_when_short():
         b = len(fps) - 3
         pairs += [(b, b + 1), (b + 1, b), (b, b + 2), (b + 2, b)]
     pairs = np.array(pairs)
-    keep = screen(fps, pairs)
+    keep, _ = screen(fps, pairs)
     for (i, j), kept in zip(pairs, keep):
         if match(fps[i], fps[j]) is not None:
             assert kept, (len(fps[i].bits), len(fps[j].bits))
@@ -85,3 +85,19 @@ def test_the_alignment_interval_holds_every_lag_that_covers_the_shorter_file():
             part = vb[i0 - lag:i1 - lag] if short is vb else va[i0:i1]
             if total and part.sum() >= MIN_COVER * total:
                 assert a <= lag <= b, (i, j, lag, a, b)
+
+
+def test_the_alignments_it_hands_on_hold_the_trim():
+    rng = np.random.default_rng(11)
+    fps, pairs, trims = [], [], []
+    for k in range(10):
+        orig = fingerprint(rng, int(rng.integers(100, 600)))
+        head = int(rng.integers(3, 40))
+        fps += [orig, copy_of(rng, orig, head=head, gain_db=3.0)]
+        pairs += [(2 * k, 2 * k + 1), (2 * k + 1, 2 * k)]
+        trims += [head, -head]
+    keep, hints = screen(fps, np.array(pairs))
+    assert keep.all()
+    for k, trim in enumerate(trims):
+        assert hints[k][0] == trim  # the best-agreeing lag is the trim, in either order
+        assert match(fps[pairs[k][0]], fps[pairs[k][1]], hints[k]).lag == trim
