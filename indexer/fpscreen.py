@@ -38,7 +38,7 @@ HINTS = 3  # lags handed to match per kept pair
 LAGS_PER_BATCH = 16_000  # alignments compared at once: 4 arrays of (batch, WORDS) uint64 in cache
 
 
-class _Packed:
+class Packed:
     """Every file's bits and reliable-bit mask end to end, each file followed by SEG empty
     frames (so that a segment running past a file's end compares nothing there, as the
     overlap in `_check` stops there), as rows of SEG frames from any start frame."""
@@ -72,7 +72,7 @@ class _Packed:
         return np.lib.stride_tricks.sliding_window_view(arr, WORDS)[at]
 
 
-def cover_intervals(packed: _Packed, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cover_intervals(packed: Packed, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pair (i, j), the lags (frame k of j on frame k + lag of i) at which the overlap holds
     MIN_COVER of the shorter file's voiced frames, as `_check` requires: lo > hi where none.
 
@@ -107,7 +107,7 @@ def screen(fps: Sequence[Fingerprint], pairs: np.ndarray, progress=None) -> tupl
     hints: dict[int, list[int]] = {}
     if not len(pairs):
         return keep, hints
-    packed = _Packed(fps)
+    packed = Packed(fps)
     lo, hi = cover_intervals(packed, pairs)
     # Either file with no voiced frame: match is None (the interval is empty then, total == 0,
     # only for the shorter; test the longer too).
@@ -132,7 +132,7 @@ def screen(fps: Sequence[Fingerprint], pairs: np.ndarray, progress=None) -> tupl
     return keep, hints
 
 
-def _any_lag_passes(packed: _Packed, pairs: np.ndarray, lo: np.ndarray, counts: np.ndarray):
+def _any_lag_passes(packed: Packed, pairs: np.ndarray, lo: np.ndarray, counts: np.ndarray):
     """Per pair, whether any of its lags passes; and (pair, lag) of the lags that pass on
     enough bits to tell, by pair then agreement, best first."""
     owner = np.repeat(np.arange(len(pairs)), counts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from indexer.fingerprint import MIN_COVER, Fingerprint, match
-from indexer.fpscreen import _Packed, cover_intervals, screen
+from indexer.fpscreen import Packed, cover_intervals, screen
 
 HOP_S = 256 / 12000
 
@@ -76,7 +76,7 @@ def test_the_alignment_interval_holds_every_lag_that_covers_the_shorter_file():
     rng = np.random.default_rng(5)
     fps = [fingerprint(rng, int(rng.integers(5, 120)), quiet=0.4) for _ in range(14)]
     pairs = np.array([(i, j) for i in range(len(fps)) for j in range(len(fps)) if i != j])
-    lo, hi = cover_intervals(_Packed(fps), pairs)
+    lo, hi = cover_intervals(Packed(fps), pairs)
     for (i, j), a, b in zip(pairs, lo, hi):
         va, vb = fps[i].voiced, fps[j].voiced
         short, total = (vb, vb.sum()) if len(vb) <= len(va) else (va, va.sum())
