@@ -80,7 +80,10 @@ def make_index(index_dir: Path, n: int, families: int, copies: int, seed: int = 
     from indexer.config import Settings
     from indexer.index import Index
 
-    tag = json.dumps(dict(v=DATA_VERSION, n=n, families=families, copies=copies, seed=seed))
+    from indexer.fingerprint import VERSION
+
+    # A new fingerprint version reads the cached ones as absent: build anew then.
+    tag = json.dumps(dict(v=DATA_VERSION, fp=VERSION, n=n, families=families, copies=copies, seed=seed))
     db = index_dir / "catalog.sqlite"
     if db.exists():
         try:
