@@ -54,14 +54,9 @@ def resolve_checkpoint(model: str) -> Path:
         return _check_dir(path.resolve(), model)
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise ModelLoadError(f"model directory '{model}' does not exist; {_HINT}")
-    from huggingface_hub import snapshot_download
-
     from . import models
 
-    try:  # the cache as the environment says now (huggingface_hub read it at its import)
-        snap = snapshot_download(model, local_files_only=True, cache_dir=models.hub_cache_dir())
-    except Exception:
-        snap = None
+    snap = cached_snapshot(model)
     if snap is None:
         if _offline():
             raise ModelLoadError(
@@ -75,6 +70,18 @@ def resolve_checkpoint(model: str) -> Path:
                 f"model '{model}' is not in the Hugging Face cache and cannot be downloaded "
                 f"({reason}); {_HINT}") from None
     return _check_dir(Path(snap), model)
+
+
+def cached_snapshot(model: str) -> Path | None:
+    """The Hugging Face cache's snapshot of the model id `model`, or None; never downloads."""
+    from huggingface_hub import snapshot_download
+
+    from . import models
+
+    try:  # the cache as the environment says now (huggingface_hub read it at its import)
+        return Path(snapshot_download(model, local_files_only=True, cache_dir=models.hub_cache_dir()))
+    except Exception:  # not cached, or not a repository id
+        return None
 
 
 def _check_dir(path: Path, model: str) -> Path:

@@ -78,16 +78,13 @@ def at_hand(model: str) -> bool:
     """Whether `model` is a checkpoint folder or already in the Hugging Face cache."""
     from pathlib import Path
 
+    from .checkpoint import cached_snapshot
+
     if Path(model).expanduser().is_dir():
         return True
     try:
-        from huggingface_hub import snapshot_download
-
-        from . import models
-
-        snapshot_download(model, local_files_only=True, cache_dir=models.hub_cache_dir())
-        return True
-    except Exception:  # not cached, not a repository id, no hub library: not at hand
+        return cached_snapshot(model) is not None
+    except ImportError:  # no hub library: nothing is cached
         return False
 
 

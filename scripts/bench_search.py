@@ -128,32 +128,21 @@ def make_index(index_dir: Path, n_chunks: int, per_file: int = 10, seed: int = 0
     cat.bump_generation()
     cat.close()
     t1 = time.perf_counter()
-    vi = rebuild_vectors(index_dir)
+    vi = vector_index(index_dir, "rebuild")
     print(f"  catalog {t1 - t0:.0f} s, vector index {vi.meta['factory']} {vi.meta.get('params')} "
           f"{time.perf_counter() - t1:.0f} s", file=sys.stderr)
     return index_dir
 
 
-def rebuild_vectors(index_dir: Path):
-    """The index's vector index, rebuilt from its catalog and saved, as the product does."""
+def vector_index(index_dir: Path, how: str):
+    """The index's vector index, rebuilt from its catalog (`how="rebuild"`) or tuned again
+    without retraining (`how="retune"`), and saved, as the product does (Index.<how>_vectors)."""
     from indexer.config import Settings
     from indexer.index import Index
 
     idx = Index.open(Settings(index_dir=index_dir, model=str(CKPT)))
     try:
-        return idx.rebuild_vectors(save=True)
-    finally:
-        idx.close()
-
-
-def retune_vectors(index_dir: Path):
-    """The index's vector index tuned again and saved, as the product does (Index.retune_vectors)."""
-    from indexer.config import Settings
-    from indexer.index import Index
-
-    idx = Index.open(Settings(index_dir=index_dir, model=str(CKPT)))
-    try:
-        return idx.retune_vectors(save=True)
+        return getattr(idx, f"{how}_vectors")(save=True)
     finally:
         idx.close()
 
@@ -173,7 +162,7 @@ def _current_policy(index_dir: Path, n_chunks: int) -> None:
         t = time.perf_counter()
         print(f"  {index_dir.name}: tuned by tuner {meta.get('tuner')}, now {TUNER_VERSION}; retuning it",
               file=sys.stderr)
-        vi = retune_vectors(index_dir)
+        vi = vector_index(index_dir, "retune")
         print(f"  vector index {vi.meta['factory']} {vi.meta.get('params')} recall@10 "
               f"{vi.meta.get('recall_at_10')} on {vi.meta.get('tuned_on')} ({time.perf_counter() - t:.0f} s)",
               file=sys.stderr)
@@ -181,7 +170,7 @@ def _current_policy(index_dir: Path, n_chunks: int) -> None:
     t = time.perf_counter()
     print(f"  {index_dir.name}: index {meta.get('factory')} is not what the policy picks now "
           f"({want['factory']}, tuner {TUNER_VERSION}); rebuilding it", file=sys.stderr)
-    vi = rebuild_vectors(index_dir)
+    vi = vector_index(index_dir, "rebuild")
     print(f"  vector index {vi.meta['factory']} {vi.meta.get('params')} recall@10 "
           f"{vi.meta.get('recall_at_10')} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
 

@@ -31,6 +31,11 @@ def _snapshot(settings, paths):
         cat.close()
 
 
+def _forbid_model_and_decoder(monkeypatch):
+    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
+    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+
+
 def test_edits_by_other_tools_update_metadata_without_the_model(settings, tmp_path, monkeypatch):
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -59,8 +64,7 @@ def test_edits_by_other_tools_update_metadata_without_the_model(settings, tmp_pa
     m["DESCRIPTION"] = ["quokka call"]
     m.save()
 
-    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
-    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    _forbid_model_and_decoder(monkeypatch)
     rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
     assert (rep.retagged, rep.new, rep.changed) == (3, 0, 0)
     after, hits = _snapshot(settings, paths)
@@ -136,8 +140,7 @@ def test_an_older_catalog_learns_audio_hashes_and_then_keeps_vectors_on_a_tag_ed
     m = mutagen.File(flac)
     m["DESCRIPTION"] = ["quokka call"]
     m.save()
-    monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("model loaded")))
-    monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: pytest.fail("decoder started"))
+    _forbid_model_and_decoder(monkeypatch)
     rep = pipeline.build(settings, [str(lib)], workers=1, progress=False)
     assert (rep.retagged, rep.changed, rep.unchanged) == (1, 0, 1)
     assert wav.exists()
