@@ -225,11 +225,19 @@ def find_groups(
     *,
     neighbours: int = NEIGHBOURS,
     progress: Callable[[Iterable], Iterable] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> list[Group]:
-    """Near-duplicate groups of `files`, largest first (see the module docstring)."""
+    """Near-duplicate groups of `files`, largest first (see the module docstring).
+
+    `progress` wraps the pairs left for `match` (a tqdm bar); `stage` is told, in a few words,
+    each bulk step as it starts, since those steps take most of a large library's time.
+    """
+    say = stage or (lambda _: None)
     usable = [f for f in files if f.fingerprint is not None and len(f.fingerprint.bits)]
+    say(f"finding look-alikes among {len(usable)} fingerprinted files")
     pairs = candidate_pairs(usable, neighbours)
     # Most candidates are look-alikes: screened out in bulk, never a pair match could accept.
+    say(f"screening {len(pairs)} candidate pairs")
     keep, hint_of = screen([f.fingerprint for f in usable], pairs)
     hints = {(int(pairs[k, 0]), int(pairs[k, 1])): lags for k, lags in hint_of.items()}
     pairs = pairs[keep]

@@ -32,8 +32,12 @@ def dup_files(catalog, file_ids: set[int] | None = None) -> list[DupFile]:
 
 
 def duplicate_groups(catalog, file_ids: set[int] | None = None,
-                     progress: Callable[[Iterable], Iterable] | None = None) -> list[Group]:
-    return find_groups(dup_files(catalog, file_ids), progress=progress)
+                     progress: Callable[[Iterable], Iterable] | None = None,
+                     stage: Callable[[str], None] | None = None) -> list[Group]:
+    """find_groups over the catalog's fingerprints; `stage` hears each step as it starts."""
+    if stage:
+        stage("reading fingerprints from the catalog")
+    return find_groups(dup_files(catalog, file_ids), progress=progress, stage=stage)
 
 
 @dataclass

@@ -62,10 +62,16 @@ def duplicates(as_json, csv_path, root, under, index_dir, db_url):
     with _library(index_dir, db_url) as lib:
         ids = _file_ids(lib, root, under)
 
-        def progress(pairs):
-            return tqdm(pairs, desc="comparing", unit="pair", file=sys.stderr, disable=not sys.stderr.isatty())
+        shown = sys.stderr.isatty()
 
-        groups = duplicate_groups(lib.catalog, ids, progress=progress)
+        def progress(pairs):
+            return tqdm(pairs, desc="comparing", unit="pair", file=sys.stderr, disable=not shown)
+
+        def stage(what):
+            if shown:
+                click.echo(f"{what}...", err=True)
+
+        groups = duplicate_groups(lib.catalog, ids, progress=progress, stage=stage)
     if csv_path:
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)

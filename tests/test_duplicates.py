@@ -206,3 +206,21 @@ def test_match_is_symmetric_in_its_decision(library):
         a, b = by_path[str(fam["orig"])], by_path[str(fam[k])]
         assert match(a, b) is not None and match(b, a) is not None
     assert match(by_path[str(fam["orig"])], by_path[str(distractors["slam2"])]) is None
+
+
+def test_each_bulk_step_is_announced_before_the_pairs_are_compared(library):
+    """The CLI's progress: the look-alike search and the screen, which take most of a large
+    library's time, are announced as they start; the pairs left for `match` go through the bar."""
+    _, _, files = library
+    said, compared = [], []
+
+    def progress(pairs):
+        for pair in pairs:
+            compared.append(pair)
+            yield pair
+
+    find_groups(files, progress=progress, stage=said.append)
+    assert said[0] == f"finding look-alikes among {len(files)} fingerprinted files"
+    assert said[1].startswith("screening ") and said[1].endswith(" candidate pairs")
+    screened = int(said[1].split()[1])
+    assert 0 < len(compared) <= screened
