@@ -161,12 +161,15 @@ class Fingerprinter:
         from scipy.fft import rfft  # single precision (numpy's FFT works in double)
 
         frames = sliding_window_view(buf, FRAME)[: count * HOP: HOP] * self._window
-        spec = rfft(frames, axis=1, workers=1)[:, self._lo:self._hi]
-        power = spec.real * spec.real
-        power += spec.imag * spec.imag
-        # Sums over each band's consecutive bins, in float64: no BLAS product (whose threads
+        spec = rfft(frames, axis=1, workers=1)
+        # A band's power is the sum of re^2 + im^2 over its bins: the squares of the spectrum's
+        # interleaved float32 parts, summed over the band's run of 2 * bins values (squared in
+        # place: no power array of its own, no strided pass over the real and imaginary parts).
+        parts = spec.view(np.float32)[:, 2 * self._lo:2 * self._hi]
+        np.square(parts, out=parts)
+        # Sums over each band's consecutive values, in float64: no BLAS product (whose threads
         # cost a decode worker more than the sums, and whose rounding depends on them).
-        bands = np.add.reduceat(power, self._starts, axis=1, dtype=np.float64)
+        bands = np.add.reduceat(parts, 2 * self._starts, axis=1, dtype=np.float64)
         self._energies.append(bands)
         # In-band frame energy relative to a full-scale sine's (window and FFT size cancel
         # out): in-band, so that an MP3's low-pass or a 22 kHz copy does not move it.

@@ -50,10 +50,20 @@ _FIR_HEAD, _FIR_TAIL = _fir_rows()
 _BLAS = None
 
 
+def one_blas_thread():
+    """A context in which BLAS calls run on one thread: a decode worker is one of several
+    processes beside the model, and BLAS would otherwise spread a product over every core."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def exact_peak(x: np.ndarray, hist: np.ndarray, segments: list[int]) -> float:
     """max |output| over every phase and output of the given segments of a block, all channels
     (`hist`: the 11 frames before the block)."""
-    global _BLAS
     n, ch = x.shape
     rows = SEGMENT // ROW + 1  # a segment's rows and the row its last outputs read into
     buf = np.zeros((len(segments) * ch, rows * ROW), dtype=np.float32)
@@ -64,14 +74,9 @@ def exact_peak(x: np.ndarray, hist: np.ndarray, segments: list[int]) -> float:
         buf[i * ch:(i + 1) * ch, :len(span)] = span.T
         valid.append(e - s)
     valid = np.repeat(valid, ch)  # outputs of each row of buf
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
     best = 0.0
-    # One BLAS thread: a decode worker is one of several processes beside the model. A few
-    # segments at a time: the outputs (4 per sample) then stay in the cache for the max.
-    with _BLAS.limit(limits=1, user_api="blas"):
+    # A few segments at a time: the outputs (4 per sample) then stay in the cache for the max.
+    with one_blas_thread():
         for c0 in range(0, len(buf), 4):
             a = buf[c0:c0 + 4].reshape(-1, rows, ROW)
             y = a[:, :-1] @ _FIR_HEAD

@@ -161,6 +161,12 @@ def pure_model_rate(enc, mel: np.ndarray, batch: int, reps: int) -> float:
     return float(np.median(rates))
 
 
+def cpu_times() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its joined children so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def load() -> str:
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
@@ -317,22 +323,37 @@ def measure_ab(args) -> int:
                        [lib], batch_size=args.batch_size, workers=workers, progress=False, measure=True)
         print(f"  warm-up build (not counted): {time.perf_counter() - t0:.1f} s  [{load()}]")
         rates: dict[bool, list[float]] = {True: [], False: []}
+        # CPU per window of this process (the model, the build's own work) and of the decode
+        # workers (children, counted once the build has joined them): on a machine whose cores
+        # the model keeps busy, the ratio of windows/s follows the ratio of CPU per window.
+        cpu: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
         for rnd in range(args.measure_ab):
             for measure in ((True, False) if rnd % 2 == 0 else (False, True)):
                 settings = Settings(index_dir=tmp / f"index-{rnd}-{measure}", model=model, device="cpu",
                                     precision=args.precision)
+                own0, kids0 = cpu_times()
                 t0 = time.perf_counter()
                 report = pipeline.build(settings, [lib], batch_size=args.batch_size, workers=workers,
                                         progress=False, measure=measure)
                 wall = time.perf_counter() - t0
+                own1, kids1 = cpu_times()
+                per = 1000 / max(report.windows, 1)
+                cpu[measure].append(((own1 - own0) * per, (kids1 - kids0) * per))
                 rates[measure].append(report.windows / wall)
                 print(f"  round {rnd + 1} {'with' if measure else 'without'} measurements: "
-                      f"{report.windows} windows in {wall:.1f} s, {report.windows / wall:.2f} windows/s  [{load()}]")
+                      f"{report.windows} windows in {wall:.1f} s, {report.windows / wall:.2f} windows/s; CPU per "
+                      f"window: model process {cpu[measure][-1][0]:.0f} ms, decode workers {cpu[measure][-1][1]:.0f} ms"
+                      f"  [{load()}]")
         on, off = float(np.median(rates[True])), float(np.median(rates[False]))
         ratios = [a / b for a, b in zip(rates[True], rates[False])]
         print(f"with measurements {on:.2f} windows/s, without {off:.2f} (medians of {args.measure_ab}); "
               f"ratio {on / off:.3f} (goal >= 0.95); per round {min(ratios):.3f}-{max(ratios):.3f}: "
               + ", ".join(f"{r:.3f}" for r in ratios))
+        own = {m: float(np.median([c[0] for c in cpu[m]])) for m in cpu}
+        kids = {m: float(np.median([c[1] for c in cpu[m]])) for m in cpu}
+        print(f"CPU per window (medians): without {own[False]:.0f} + {kids[False]:.0f} ms (model process + decode "
+              f"workers), with {own[True]:.0f} + {kids[True]:.0f} ms: the analysis adds {kids[True] - kids[False]:+.0f} ms "
+              f"to the workers; CPU ratio without/with {(own[False] + kids[False]) / (own[True] + kids[True]):.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -66,21 +66,24 @@ class Timed:
 
 
 def baseline_modules(rev: str, folder: Path):
-    """indexer/measure.py and indexer/fingerprint.py as they were at `rev`, imported apart."""
-    import importlib.util
+    """The meter and fingerprinter classes as they were at `rev`: that commit's analysis
+    modules (`git show REV:indexer/...`) imported apart, as a package of their own, so that
+    their relative imports (measure -> truepeak) find that commit's modules, not ours."""
+    import importlib
     import subprocess
 
-    mods = []
-    for name in ("measure", "fingerprint"):
-        path = folder / f"baseline_{name}.py"
-        path.write_text(subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:indexer/{name}.py"],
-                                       check=True, capture_output=True, text=True).stdout)
-        spec = importlib.util.spec_from_file_location(f"baseline_{name}", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod  # dataclasses look their module up
-        spec.loader.exec_module(mod)
-        mods.append(mod)
-    return mods[0].SoundMeter, mods[1].Fingerprinter
+    pkg = folder / "bench_baseline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in ("measure", "truepeak", "fingerprint"):
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:indexer/{name}.py"],
+                               capture_output=True, text=True)
+        if shown.returncode == 0:  # truepeak.py did not exist before the meter's split
+            (pkg / f"{name}.py").write_text(shown.stdout)
+    sys.path.insert(0, str(folder))
+    measure = importlib.import_module("bench_baseline.measure")
+    fingerprint = importlib.import_module("bench_baseline.fingerprint")
+    return measure.SoundMeter, fingerprint.Fingerprinter
 
 
 def make_files(folder: Path, n: int, seconds: float, steady: bool = False) -> list[Path]:
