@@ -192,10 +192,13 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
     try:
         results = try_remote_search(settings, params)
         if results is None:
-            from indexer.runtime.prefetch import start_text_tower
+            if mode != "keyword":
+                from indexer.runtime.prefetch import start_text_tower
 
-            # The text tower loads on a thread while the catalog's imports run (a cold start).
-            start_text_tower(settings.model, settings.device, settings.precision)
+                # The text tower loads, and embeds the query's texts, on a thread while the
+                # catalog's imports run (a cold start; docs/runtime.md).
+                start_text_tower(settings.model, settings.device, settings.precision,
+                                 texts=tuple(t.strip() for t in (text, not_text) if t))
             from .query import Library
 
             with Library.from_settings(settings) as lib:

@@ -328,6 +328,50 @@ def test_prefetched_text_tower_is_the_one_the_query_uses(tiny_clap, on_openvino,
 
 # --- through the command lines -------------------------------------------------------------------
 
+_COLD_PROBE = """import json, sys
+from search.cli import main
+sys.argv = ['sfx-search', *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)), file=sys.stderr)
+"""
+
+
+@needs_openvino
+def test_a_cold_sfx_search_on_openvino_answers_as_before_without_torch(tmp_path, library, tiny_clap, on_openvino,
+                                                                        monkeypatch):
+    """The cold command line (prefetch thread, the query's text embedded there) gives the rows
+    the library API gives in a process that prefetches nothing, and imports no torch."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from indexer import cli as index_cli
+    from search import Library
+
+    root, _ = library
+    index = tmp_path / "index"
+    res = CliRunner().invoke(index_cli.main, ["build", str(root), "--index", str(index), "--model", str(tiny_clap),
+                                              "--workers", "1", "-q", "--runtime", "torch"])
+    assert res.exit_code == 0, res.output
+    monkeypatch.setenv("SFX_RUNTIME", "openvino")  # the build's --runtime torch was set for this process
+    _ov(tiny_clap, parts=("text",))  # the export exists, as for every query after the first
+    shutil.copytree(index, tmp_path / "copy")  # the same catalog, its text-vector cache still empty
+    args = ["rain on a tin roof", "--not", "door", "--index", str(index), "--model", str(tiny_clap), "--json", "-n", "4"]
+    out = subprocess.run([sys.executable, "-c", _COLD_PROBE, *args], capture_output=True, text=True,
+                         env=_env(SFX_RUNTIME="auto", SFX_NO_SERVER="1"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []
+    cold = json.loads(out.stdout)
+    with Library.open(tmp_path / "copy", model=str(tiny_clap)) as lib:
+        assert lib.encoder("text").runtimes["text"] == "openvino"
+        ref = [r.as_json() for r in lib.search("rain on a tin roof", 4, not_text="door")]
+    assert len(cold) == 4
+    assert [{k: v for k, v in r.items() if k != "on_disk"} for r in cold] == json.loads(json.dumps(ref))
+
+
 @needs_nncf
 def test_builds_record_their_runtime_and_int8_never_mixes_with_float(tmp_path, library, tiny_clap, on_openvino):
     from click.testing import CliRunner

@@ -6,6 +6,11 @@ AutoTokenizer applies), the model an OpenVINO IR. Each text is one request (no p
 text's vector does not depend on the other texts of the call); the compiled model is cached by
 OpenVINO beside the IR, which makes the next process's compile a read of that blob.
 
+The word-embedding table (vocabulary x width, ~150 MB of laion/clap-htsat-fused's ~500 MB)
+is kept beside the IR as a float32 .npy, memory-mapped: a query gathers its few rows in numpy
+and feeds them to the IR (which still takes the token ids, for the position ids). A cold
+query then neither reads nor compiles the table; only the pages of its rows are touched.
+
 The export is checked before it is trusted, as the torch text cache is: on probe texts the
 tokenizer must give AutoTokenizer's ids and the tower the transformers fp32 vectors (cosine
 >= VERIFY_COSINE); otherwise nothing is kept.
@@ -25,8 +30,15 @@ from .openvino_common import compiled_precision, core, hint, min_cosine, version
 log = logging.getLogger(__name__)
 
 
+# 2: the word-embedding table beside the IR (an entry of layout 1 holds it inside).
+LAYOUT = 2
+# Beyond textcache.PROBE_TEXTS: special tokens written in the text, whose position ids
+# transformers derives from the token ids (the IR must do the same).
+EXTRA_PROBES = ("a <pad> in the </s> text <s>",)
+
+
 def facts(ckpt: Path, precision: str) -> dict:
-    return cache.key_facts(ckpt, "text", "openvino", version(), precision)
+    return dict(cache.key_facts(ckpt, "text", "openvino", version(), precision), layout=LAYOUT)
 
 
 class OvTextTower:
@@ -38,6 +50,7 @@ class OvTextTower:
         self.path = Path(folder)
         self.meta = meta or {}
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self.table = np.load(self.path / "embeddings.npy", mmap_mode="r")
         config = {"INFERENCE_PRECISION_HINT": hint(precision), "PERFORMANCE_HINT": "LATENCY",
                   "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
         if (self.path / "compiled").is_dir():
@@ -46,6 +59,14 @@ class OvTextTower:
         self.precision = compiled_precision(self.compiled)
         self.dim = int(self.compiled.output(0).get_partial_shape()[1].get_length())
         self._request = None
+        self._primed: dict[str, np.ndarray] = {}
+
+    def prime(self, texts: list[str]) -> None:
+        """Embed `texts` now and keep their vectors for the next `embed` that asks for them
+        (indexer.runtime.prefetch: a cold query's text, embedded while the catalog opens).
+        The vectors are the ones `embed` computes: one request per text, whatever the call."""
+        for text, vec in zip(texts, self.embed(texts)):
+            self._primed[text] = vec
 
     def tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         e = self.tokenizer.encode(text)
@@ -56,21 +77,32 @@ class OvTextTower:
             self._request = self.compiled.create_infer_request()
         out = np.empty((len(texts), self.dim), np.float32)
         for i, text in enumerate(texts):
+            primed = self._primed.pop(text, None)
+            if primed is not None:
+                out[i] = primed
+                continue
             ids, mask = self.tokenize(text)
-            out[i] = self._request.infer({0: ids, 1: mask})[0][0]
+            out[i] = self._request.infer({0: ids, 1: mask, 2: np.asarray(self.table[ids])})[0][0]
         return out
 
 
 def _wrap(model):
+    """ClapTextModelWithProjection's forward fed the word embeddings of the ids: the ids
+    still give the position ids, by transformers' own function."""
     import torch
+
+    embeddings = model.text_model.embeddings
 
     class Text(torch.nn.Module):
         def __init__(self, m):
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids, attention_mask):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask).text_embeds
+        def forward(self, input_ids, attention_mask, inputs_embeds):
+            position_ids = embeddings.create_position_ids_from_input_ids(input_ids, embeddings.padding_idx)
+            out = self.m.text_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                    position_ids=position_ids)
+            return self.m.text_projection(out.pooler_output)
 
     return Text(model).eval()
 
@@ -90,18 +122,22 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, hf_tokenizer) -> tup
     if tok is None:
         raise RuntimeError("this checkpoint's tokenizer has no fast (tokenizers) form")
     model = load_fp32()
-    texts = list(PROBE_TEXTS)
+    texts = list(PROBE_TEXTS) + list(EXTRA_PROBES)
     with torch.inference_mode():
         ref = np.concatenate([model(**hf_tokenizer([t], truncation=True, return_tensors="pt")).text_embeds.float().numpy()
                               for t in texts])
+    table = model.text_model.embeddings.word_embeddings.weight.detach().float().numpy()
     example = hf_tokenizer(["metal scraping in stone room"], return_tensors="pt")
+    embeds = torch.from_numpy(table[example["input_ids"].numpy()])
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        ir = ov.convert_model(_wrap(model), example_input=(example["input_ids"], example["attention_mask"]),
-                              input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1])])
+        ir = ov.convert_model(_wrap(model), example_input=(example["input_ids"], example["attention_mask"], embeds),
+                              input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1]),
+                                     ov.PartialShape([-1, -1, table.shape[1]])])
 
     def fill(tmp: Path) -> dict:
         ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=False)
+        np.save(tmp / "embeddings.npy", table)
         tok.save(str(tmp / "tokenizer.json"))
         tower = OvTextTower(tmp, precision)
         same = all(tower.tokenize(t)[0][0].tolist() == hf_tokenizer([t], truncation=True)["input_ids"][0]

@@ -7,6 +7,12 @@ imports instead of after them. `ov_text.load` takes the prefetched tower when it
 same checkpoint and precision. Nothing is prefetched where the query would not run the
 OpenVINO text tower (another runtime, a GPU machine, no export made yet).
 
+The caller's thread only reads settings and the environment: importing OpenVINO (and
+the cache lookup, whose key holds OpenVINO's version) happens on the thread. When the command
+knows its text, the thread embeds that text (`OvTextTower.prime`): the first request of a
+token length is the dear one (OpenVINO makes that shape's kernels), and the query's own
+request then finds its vector made instead of paying for a warm-up text and then its own.
+
 A query whose text vector is cached never uses the tower; the thread is still joined at exit
 (a native call left running while the interpreter shuts down is not safe).
 """
@@ -24,8 +30,10 @@ _jobs: dict[tuple[str, str], dict] = {}
 _lock = threading.Lock()
 
 
-def start_text_tower(model: str, device: str = "auto", precision: str = "auto") -> bool:
-    """Begin loading the text tower of `model` on a thread; False when there is nothing to do."""
+def start_text_tower(model: str, device: str = "auto", precision: str = "auto",
+                     texts: tuple[str, ...] = ()) -> bool:
+    """Begin loading the text tower of `model` on a thread (and embedding `texts`, the ones the
+    query will ask for); False when the query will not run the OpenVINO text tower."""
     from . import cuda_possible, mps_possible, openvino_installed, requested, resolve
 
     try:
@@ -37,11 +45,6 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto") 
 
         ckpt = resolve_checkpoint(model)
         prec = resolve_precision(precision, "cpu")
-        from . import cache
-        from .ov_text import facts
-
-        if cache.read_entry(facts(ckpt, prec)) is None:
-            return False  # the first query exports it, in the foreground
     except Exception as exc:  # a bad model or setting is reported by the query itself
         log.debug("no text tower prefetch: %s", exc)
         return False
@@ -55,11 +58,12 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto") 
         try:
             from .ov_text import load
 
+            # None when no export was made yet: the first query exports it, in the foreground.
             tower = load(ckpt, prec, use_prefetch=False)
             if tower is not None:
-                # OpenVINO makes a dynamic-shape model's kernels on its first request: one here,
-                # of a typical query's length, so the query's own request finds them made.
-                tower.embed(["metal scraping in a stone room"])
+                # OpenVINO makes a dynamic-shape model's kernels on its first request of a
+                # length: the query's own texts here (else one of a typical query's length).
+                tower.prime(list(texts) or ["metal scraping in a stone room"])
             job["tower"] = tower
         except Exception as exc:  # the foreground load will meet it again and report it
             job["error"] = exc
