@@ -59,6 +59,8 @@ def main() -> None:
     base = baseline_module(args.baseline)
     new = ours.Library.open(index_dir, model=str(bench.CKPT))
     new.index.keep_warm = True  # as sfx-search serve does
+    new.catalog.keep_keywords_in_memory()  # both revisions share the catalog, and so this
+    new.catalog.keyword_ranker_ready(wait=600)
     new.search("warm up the library", n=20)
     old = base.Library(new.index, new.model)
     old.settings = new.settings

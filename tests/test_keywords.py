@@ -67,13 +67,17 @@ def judged(tmp_path_factory, tiny_clap):
     return settings, paths
 
 
+@pytest.mark.parametrize("in_memory", [False, True], ids=["fts5", "in-memory"])
 @pytest.mark.parametrize("mode", ["keyword", "hybrid"])
-def test_the_judged_set_ranks_its_files_in_the_top_3(judged, mode):
+def test_the_judged_set_ranks_its_files_in_the_top_3(judged, mode, in_memory):
     from search.query import Library
 
     settings, _ = judged
     misses = []
     with Library.from_settings(settings) as lib:
+        if in_memory:  # as `sfx-search serve` ranks (indexer/catalog/keyword_ranker.py)
+            lib.catalog.keep_keywords_in_memory()
+            assert lib.catalog.keyword_ranker_ready(wait=60)
         for case in JUDGED["queries"]:
             got = [Path(r.path).name for r in lib.search(case["q"], n=3, mode=mode)]
             if not set(case["top3"]) <= set(got):

@@ -11,7 +11,9 @@ ts_rank with the same order of fields. A score compares files within one query o
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from pathlib import PurePosixPath
 from typing import Iterable, Sequence
 
@@ -20,8 +22,11 @@ import sqlalchemy as sa
 from ..config import safe_text
 from .batching import driver_rows, rows_in
 from .keyword_query import parse
+from .keyword_ranker import KeywordRanker, structure_stamp
 from .schema import tables as T
 from .words import name_tokens, synonym_tokens, text_tokens
+
+log = logging.getLogger(__name__)
 
 # Words of a query that reach the keyword index; the rest are dropped.
 MAX_QUERY_WORDS = 32
@@ -143,18 +148,31 @@ class KeywordsMixin:
             if q.operators:
                 expr = q.fts5_boolean() if self.dialect == "sqlite" else q.tsquery_boolean()
                 return self._match(conn, expr, limit) if expr else []
+            ranker = self._keyword_ranker(conn) if KeywordRanker.serves(q.terms) else None
+            if ranker is not None:  # the same ranking as the SQL below, computed in memory
+                def match_all(n):
+                    return ranker.rank(q.terms, n, all_terms=True)
+
+                def match_any(n):
+                    return ranker.rank(q.terms, n)
+            else:
+                def match_all(n):
+                    return self._match(conn, q.fts5_all() if self.dialect == "sqlite" else q.tsquery_all(), n)
+
+                def match_any(n):
+                    return self._match(conn, q.fts5_any() if self.dialect == "sqlite" else q.tsquery_any(), n)
             if all_words_first and len(q.terms) > 1:
-                first = self._match(conn, q.fts5_all() if self.dialect == "sqlite" else q.tsquery_all(), limit)
+                first = match_all(limit)
                 if len(first) >= limit:
                     return first
                 seen = {fid for fid, _ in first}
-                rest = self._match(conn, q.fts5_any() if self.dialect == "sqlite" else q.tsquery_any(), limit)
+                rest = match_any(limit)
                 # Scores of the second list sit below the first's, so the column reads in rank order.
                 floor = min((s for _, s in first), default=0.0)
                 top = max((s for _, s in rest), default=0.0)
                 shift = (top - floor + 1e-6) if first and top >= floor else 0.0
                 return (first + [(fid, s - shift) for fid, s in rest if fid not in seen])[:limit]
-            return self._match(conn, q.fts5_any() if self.dialect == "sqlite" else q.tsquery_any(), limit)
+            return match_any(limit)
 
     def keyword_excluded(self, query: str) -> set[int]:
         """Files matching a -word of the query (hybrid mode leaves them out); empty without one."""
@@ -181,3 +199,58 @@ class KeywordsMixin:
             sql += " LIMIT :n"
             params["n"] = limit
         return [(r[0], float(r[1])) for r in conn.execute(sa.text(sql), params).all()]
+
+    # ---------------------------------------------------------------- in-memory ranking
+
+    def keep_keywords_in_memory(self) -> None:
+        """For a long-running reader (`sfx-search serve`): rank plain keyword queries in memory
+        (keyword_ranker.py) from now on. The copy is built now in the background and again,
+        in the background, after each change to the keyword index; meanwhile FTS5 ranks."""
+        if self.dialect != "sqlite":
+            return  # PostgreSQL ranks with ts_rank, not bm25()
+        self._keywords_in_memory = True
+        with self.read_connection() as conn:
+            self._keyword_ranker(conn)
+
+    def keyword_ranker_ready(self, wait: float | None = None) -> bool:
+        """Whether the in-memory keyword ranking is current (waiting up to `wait` s for a build)."""
+        building = self.__dict__.get("_keyword_build")
+        if building is not None and wait:
+            building.join(wait)
+        with self.read_connection() as conn:
+            return self._keyword_ranker(conn) is not None
+
+    def _keyword_ranker(self, conn) -> KeywordRanker | None:
+        """The in-memory ranker if it is current with the index; else None (and a build starts)."""
+        if not self.__dict__.get("_keywords_in_memory") or self.dialect != "sqlite":
+            return None
+        stamp = structure_stamp(conn)
+        ranker = self.__dict__.get("_keyword_ranker_built")
+        if ranker is not None and ranker.stamp == stamp:
+            return ranker
+        lock = self.__dict__.setdefault("_keyword_lock", threading.Lock())
+        with lock:
+            building = self.__dict__.get("_keyword_build")
+            if (building is None or not building.is_alive()) and self.__dict__.get("_keyword_unusable") != stamp:
+                building = threading.Thread(target=self._build_keyword_ranker, name="sfx-keyword-ranker", daemon=True)
+                self._keyword_build = building
+                building.start()
+        return None
+
+    def _build_keyword_ranker(self, tries: int = 3) -> None:
+        try:
+            with self.engine.connect() as conn:
+                for _ in range(tries):  # a write that lands while it reads: read again
+                    ranker = KeywordRanker.build(conn, KEYWORD_FIELDS, FIELD_WEIGHTS)
+                    stamp = structure_stamp(conn)
+                    if ranker is None or ranker.stamp == stamp:
+                        break
+                else:
+                    return
+        except Exception as exc:  # a reader keeps answering through FTS5
+            log.warning("keyword ranking stays in SQL: could not read the keyword index (%s)", exc)
+            return
+        if ranker is None:
+            self._keyword_unusable = stamp  # not again until the index changes
+        else:
+            self._keyword_ranker_built = ranker

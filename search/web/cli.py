@@ -78,6 +78,7 @@ def run(settings, host: str, port: int, open_browser: bool, loopback: bool, t0: 
         # took one of two cores from the queries that followed for many seconds on a large catalog.
         library.catalog.verify_in_background()
         library.index.keep_warm = True  # map the re-ranking copy's pages beside the model load
+        library.catalog.keep_keywords_in_memory()  # plain keyword queries ranked in memory, built now
         try:
             library.encoder("text")  # load the text tower now so that the first query is warm
             library.index.vectors()  # and the vector index
