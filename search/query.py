@@ -23,18 +23,17 @@ from typing import Sequence
 
 import numpy as np
 
-from indexer.catalog import ChunkRow, FileRow
+from indexer.catalog import ChunkRow
 from indexer.catalog.keyword_query import uses_operators
 from indexer.config import Settings, UserError, resolve_index_dir, resolve_model
 from indexer.index import Index
-from indexer.vectors import matmul
 
 from .filters import Filters
+from .fusion import finish, fuse, result_rows
 from .results import NoMatches, Result
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60
 NEGATIVE_WEIGHT = 0.5
 MAX_QUERY_CHARS = 2000
 MODES = ("semantic", "keyword", "hybrid")
@@ -233,7 +232,7 @@ class Library:
         if mode == "hybrid":
             # The keyword half (full-text search over the catalog, which releases the GIL)
             # runs beside the text tower and the vector search instead of after them.
-            keyword_job = self._in_background(self._keyword_files, text, allowed, limit=max(n * 3, 50))
+            keyword_job = self._in_background(self.keyword_files, text, allowed, limit=max(n * 3, 50))
         semantic: list[tuple[int, float, int]] = []
         if mode in ("semantic", "hybrid"):
             q = self.text_vectors([sound_text(text) if syntax else text])[0]
@@ -241,18 +240,18 @@ class Library:
                 q = q - NEGATIVE_WEIGHT * self.text_vectors([not_text])[0]
             semantic = self.rank_files(q, self.candidates_for(n) if mode == "semantic" else max(n * 3, 50), allowed)
         if mode == "semantic":
-            return self._finish(semantic, n, collapse_copies)
+            return finish(self.catalog, semantic, n, collapse_copies)
         # Keyword mode shows n files; hybrid fuses a longer keyword list with the semantic one.
         if keyword_job is not None:
             keyword = keyword_job.result()
         else:
-            keyword = self._keyword_files(text, allowed, limit=max(n * 3, 50), need=n, all_words_first=True)
+            keyword = self.keyword_files(text, allowed, limit=max(n * 3, 50), need=n, all_words_first=True)
         if mode == "keyword":
             q = None
             scored = [(fid, s, None) for fid, s in keyword]
-            return self._finish(scored, n, collapse_copies, found={fid: ("keyword", None, s) for fid, s in keyword})
-        fused, found = self._fuse(semantic, keyword)
-        return self._finish(fused, n, collapse_copies, found=found, best_for=q)
+            return finish(self.catalog, scored, n, collapse_copies, found={fid: ("keyword", None, s) for fid, s in keyword})
+        fused, found = fuse(semantic, keyword)
+        return finish(self.catalog, fused, n, collapse_copies, found=found, best_for=q)
 
     def similar(
         self,
@@ -273,7 +272,7 @@ class Library:
         q = self.file_vector(path, file_id=file_id, start_s=start_s)
         skip = set() if include_self else self._same_file_ids(path, file_id)
         ranked = self.rank_files(q, self.candidates_for(n) + len(skip), self._allowed_files(filters))
-        return self._finish([r for r in ranked if r[0] not in skip], n, collapse_copies)
+        return finish(self.catalog, [r for r in ranked if r[0] not in skip], n, collapse_copies)
 
     def _same_file_ids(self, path, file_id) -> set[int]:
         row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
@@ -288,7 +287,7 @@ class Library:
 
     def search_vector(self, q: np.ndarray, n: int = 20, *, filters: Filters | None = None) -> list[Result]:
         """Files ranked by their best chunk against a query vector (relevance feedback, search.feedback)."""
-        return self._results(self.rank_files(q, self.candidates_for(n), self._allowed_files(filters)), n)
+        return result_rows(self.catalog, self.rank_files(q, self.candidates_for(n), self._allowed_files(filters)), n)
 
     def file_vector(self, path=None, *, file_id=None, start_s=None) -> np.ndarray:
         row = self.catalog.files_by_ids([file_id]).get(file_id) if file_id is not None else None
@@ -383,7 +382,7 @@ class Library:
             raise NoMatches(f"no results: no indexed file matches the filters ({filters.describe()})")
         return ids
 
-    def _keyword_files(
+    def keyword_files(
         self, text: str, allowed: set[int] | None, limit: int, need: int | None = None, all_words_first: bool = False
     ) -> list[tuple[int, float]]:
         """Up to `limit` keyword matches that pass the filter; at least `need` when there are."""
@@ -400,122 +399,6 @@ class Library:
             if len(kept) >= need or len(hits) < want:
                 return kept[:limit]
             want *= 64  # each round scores every match again: few rounds (3 at a million files)
-
-    def _fuse(self, semantic, keyword):
-        """Reciprocal rank fusion of the semantic and keyword file rankings.
-
-        Returns (file id, fused score, best chunk) best first, the fused score scaled so that a
-        file ranked first by both halves scores 1 (the score column then reads in rank order),
-        and per file which half found it with both halves' scores. A keyword-only hit has no
-        best chunk nor cosine yet: the fused order does not depend on them, so they are looked
-        up for the rows shown only (_results).
-        """
-        fused: dict[int, float] = {}
-        for rank, (fid, _s, _c) in enumerate(semantic):
-            fused[fid] = fused.get(fid, 0.0) + 1.0 / (RRF_K + rank + 1)
-        for rank, (fid, _s) in enumerate(keyword):
-            fused[fid] = fused.get(fid, 0.0) + 1.0 / (RRF_K + rank + 1)
-        sem = {fid: (s, c) for fid, s, c in semantic}
-        kw = dict(keyword)
-        order = sorted(fused, key=lambda f: (-fused[f], f))
-        top = 2.0 / (RRF_K + 1)
-        out, found = [], {}
-        for fid in order:
-            cos, cid = sem.get(fid, (None, None))
-            out.append((fid, fused[fid] / top, cid))
-            by = "both" if fid in kw and fid in sem else ("keyword" if fid in kw else "sound")
-            found[fid] = (by, cos, kw.get(fid))
-        return out, found
-
-    def _best_chunks(self, q: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
-        """Each file's best chunk and its score against q (one catalog read for all files)."""
-        chunk_ids, owners, vecs = self.catalog.chunk_vectors_for_files(file_ids)
-        out: dict[int, tuple[float, int]] = {}
-        if not len(chunk_ids):
-            return out
-        scores = matmul(np.asarray(vecs, np.float32), np.asarray(q, np.float32).reshape(-1, 1)).ravel()
-        order = np.lexsort((chunk_ids, -scores))  # best first; ties to the earlier chunk
-        for i in order.tolist():
-            fid = int(owners[i])
-            if fid not in out:
-                out[fid] = (float(scores[i]), int(chunk_ids[i]))
-        return out
-
-    def _finish(self, scored, n: int, collapse_copies: bool, found: dict | None = None,
-                best_for: np.ndarray | None = None) -> list[Result]:
-        """Result rows with their measurements; near-duplicates folded first when asked.
-        `best_for`: the query vector whose best chunk and cosine keyword-only rows get."""
-        from .hygiene import collapse_copies as fold
-
-        rows = self._results(scored, len(scored) if collapse_copies else n, found=found, best_for=best_for)
-        if collapse_copies:
-            rows = fold(self.catalog, rows)[:n]
-        measured = self.catalog.measurements_for([r.file_id for r in rows])
-        for r in rows:
-            for k, v in measured.get(r.file_id, {}).items():
-                setattr(r, k, v)
-        return rows
-
-    def _results(self, scored: list[tuple[int, float | None, int | None]], n: int, found: dict | None = None,
-                 best_for: np.ndarray | None = None) -> list[Result]:
-        fids = [fid for fid, _, _ in scored]
-        files = self.catalog.files_by_ids(fids)
-        # The rows shown: the first n distinct contents (a later copy of one of them only adds
-        # its path). Chunks, metadata and tags are read for those alone, not for every candidate.
-        shown, hashes = [], set()
-        for fid, _score, _cid in scored:
-            f = files.get(fid)
-            if f is None or (f.content_hash and f.content_hash in hashes) or len(shown) >= n:
-                continue
-            shown.append(fid)
-            if f.content_hash:
-                hashes.add(f.content_hash)
-        cids = {fid: cid for fid, _, cid in scored}
-        need = [fid for fid in shown if cids[fid] is None and found is not None and fid in found]
-        if need and best_for is not None:  # keyword-only hits: their best chunk against the query
-            best = self._best_chunks(best_for, need)
-            for fid in need:
-                cos, cids[fid] = best.get(fid, (None, None))
-                by, _cos, kws = found[fid]
-                found[fid] = (by, cos, kws)
-        chunk_rows = self.catalog.chunks_by_ids([cids[fid] for fid in shown if cids[fid] is not None])
-        meta = self.catalog.metadata_for(shown)
-        tags = self.catalog.tags_for(shown) if hasattr(self.catalog, "tags_for") else {}
-        out: list[Result] = []
-        by_hash: dict[str, Result] = {}
-        for fid, score, _cid in scored:
-            cid = cids[fid]
-            f: FileRow | None = files.get(fid)
-            if f is None:
-                continue
-            if f.content_hash and f.content_hash in by_hash:
-                by_hash[f.content_hash].duplicates.append(f.path)
-                continue
-            if len(out) >= n:
-                continue
-            ch = chunk_rows.get(cid) if cid is not None else None
-            m = meta.get(fid, {})
-            r = Result(
-                rank=len(out) + 1, path=f.path, score=round(float(score or 0.0), 6),
-                offset_s=ch.start_s if ch else 0.0, end_s=ch.end_s if ch else (f.duration_s or 0.0),
-                duration_s=f.duration_s, file_id=fid, chunk_id=cid, sample_rate=f.sample_rate,
-                channels=f.channels, subtype=f.subtype, container=f.container,
-                description=(m.get("bext.description") or m.get("ixml.note") or m.get("info.ICMT")
-                             or m.get("tag.title") or "").strip() or None,
-                ucs=m.get("ucs.fx_name") and f"{m.get('ucs.cat_id')} {m.get('ucs.fx_name')}",
-                tags=list(tags.get(fid, [])),
-            )
-            r.truncated_at_s = f.truncated_at_s
-            if found is not None and fid in found:
-                by, cos, kws = found[fid]
-                r.found_by = by
-                r.sound_score = None if cos is None else round(float(cos), 6)
-                r.keyword_score = None if kws is None else round(float(kws), 6)
-            out.append(r)
-            if f.content_hash:
-                by_hash[f.content_hash] = r
-        return out
-
 
 def sound_text(text: str) -> str:
     """What CLAP hears of a query written in the keyword syntax: its words, without -words,

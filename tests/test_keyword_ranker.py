@@ -117,3 +117,13 @@ def test_a_tokeniser_it_cannot_match_leaves_fts5_ranking(tmp_path, monkeypatch):
     assert not cat.keyword_ranker_ready(wait=60)  # its counts are not FTS5's: not trusted
     assert cat.keyword_search("door", limit=5)
     cat.close()
+
+
+def test_turned_off_fts5_ranks_again(catalogs, monkeypatch):
+    _writer, memory, fts5, _ = catalogs
+    calls = _spy(monkeypatch)
+    memory.keep_keywords_in_memory(False)
+    assert memory.keyword_search("door slam", limit=20) == fts5.keyword_search("door slam", limit=20)
+    assert not calls and not memory.keyword_ranker_ready()
+    memory.keep_keywords_in_memory()
+    assert memory.keyword_ranker_ready() and memory.keyword_search("door slam", limit=20) and calls

@@ -24,6 +24,8 @@ def test_catalog_api_on_postgres(postgres_url):
     )
     assert old == [] and len(new) == 1
     assert cat.keyword_search("oak creak")[0][0] == fid
+    cat.keep_keywords_in_memory()  # a no-op on PostgreSQL: ts_rank ranks, not bm25()
+    assert cat.keyword_search("oak creak")[0][0] == fid and not cat.keyword_ranker_ready()
     assert cat.keyword_search("'; drop table files; --") == []
     fid2, new2, _ = cat.copy_file(fid, root.id, "Moved/door.wav", size=10, mtime_ns=30)
     ids, vecs = next(cat.iter_vectors())

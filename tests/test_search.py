@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from indexer import pipeline
 from search import cli as search_cli
 from search.filters import Filters
+from search.fusion import best_chunks, fuse, result_rows
 from search.query import Library
 
 
@@ -87,7 +88,7 @@ def test_best_chunk_of_keyword_only_files_equals_a_per_file_scan(built):
     with Library.from_settings(settings) as lib:
         q = np.random.default_rng(2).standard_normal(lib.dim).astype(np.float32)
         fids = sorted({fid for fid, _ in _brute_force(lib, q, 10_000)})  # every file with chunks
-        got = lib._best_chunks(q, fids + [10**9])  # an unknown file is simply absent
+        got = best_chunks(lib.catalog, q, fids + [10**9])  # an unknown file is simply absent
         assert set(got) == set(fids)
         for fid in fids:
             chunks, vecs = lib.catalog.chunks_for(fid)
@@ -194,10 +195,10 @@ def test_hybrid_keyword_half_runs_beside_the_text_tower_and_its_errors_surface(b
         res = lib.search("creak sweep", n=5)
         assert seen["thread"].startswith("sfx-search")  # not the caller's thread
         sem = lib.rank_files(lib.text_vectors(["creak sweep"])[0], 50)
-        kw = lib._keyword_files("creak sweep", None, limit=50)
+        kw = lib.keyword_files("creak sweep", None, limit=50)
         q = lib.text_vectors(["creak sweep"])[0]
-        fused, found = lib._fuse(sem, kw)
-        want = lib._results(fused, 5, found=found, best_for=q)
+        fused, found = fuse(sem, kw)
+        want = result_rows(lib.catalog, fused, 5, found=found, best_for=q)
 
         def shown(rows):
             return [(r.path, r.found_by, r.sound_score, r.keyword_score, r.chunk_id, r.offset_s) for r in rows]
@@ -206,9 +207,9 @@ def test_hybrid_keyword_half_runs_beside_the_text_tower_and_its_errors_surface(b
         # keyword-only rows get their best chunk and its cosine, looked up for the rows shown
         # only: the same as looking them up for every keyword-only candidate (this library is
         # too small for the semantic half to miss a file: fused here without it)
-        alone, alone_found = lib._fuse([], kw)
-        best = lib._best_chunks(q, [fid for fid, _s, _c in alone])
-        keyword_only = lib._results(alone, 5, found=alone_found, best_for=q)
+        alone, alone_found = fuse([], kw)
+        best = best_chunks(lib.catalog, q, [fid for fid, _s, _c in alone])
+        keyword_only = result_rows(lib.catalog, alone, 5, found=alone_found, best_for=q)
         assert keyword_only and all(r.found_by == "keyword" for r in keyword_only)
         for r in keyword_only:
             assert (r.sound_score, r.chunk_id) == (round(best[r.file_id][0], 6), best[r.file_id][1])

@@ -15,6 +15,7 @@ and a tsvector GIN index on PostgreSQL.
     batching.py     IN lists in parts, driver rows, the GC pause (hot read paths)
     files.py        roots and files               chunks.py      chunks and vectors
     keywords.py     metadata and keyword search   filters.py     result filters as SQL
+    keyword_ranker.py  plain keyword queries ranked in memory (long-running readers)
     textvectors.py  the text-vector cache         tags.py        tags and trained heads
     reports.py      counts and failures           refresh.py     metadata / name changes, vectors kept
     embedders.py    the runtimes and precisions that embedded the vectors

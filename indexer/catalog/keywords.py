@@ -202,13 +202,16 @@ class KeywordsMixin:
 
     # ---------------------------------------------------------------- in-memory ranking
 
-    def keep_keywords_in_memory(self) -> None:
+    def keep_keywords_in_memory(self, on: bool = True) -> None:
         """For a long-running reader (`sfx-search serve`): rank plain keyword queries in memory
         (keyword_ranker.py) from now on. The copy is built now in the background and again,
-        in the background, after each change to the keyword index; meanwhile FTS5 ranks."""
+        in the background, after each change to the keyword index; meanwhile FTS5 ranks.
+        `on=False`: FTS5 ranks every query again (the copy is kept for a later `on`)."""
         if self.dialect != "sqlite":
             return  # PostgreSQL ranks with ts_rank, not bm25()
-        self._keywords_in_memory = True
+        self._keywords_in_memory = on
+        if not on:
+            return
         with self.read_connection() as conn:
             self._keyword_ranker(conn)
 
