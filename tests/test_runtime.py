@@ -370,6 +370,18 @@ def test_a_cold_sfx_search_on_openvino_answers_as_before_without_torch(tmp_path,
         ref = [r.as_json() for r in lib.search("rain on a tin roof", 4, not_text="door")]
     assert len(cold) == 4
     assert [{k: v for k, v in r.items() if k != "on_disk"} for r in cold] == json.loads(json.dumps(ref))
+    # Run as the command (`python -m search.cli`), the process ends without the interpreter's
+    # teardown (no atexit handler runs), its output all written (the text vector is cached by
+    # now: the same rows).
+    as_command = ("import atexit, runpy, sys\n"
+                  "atexit.register(lambda: print('teardown ran', file=sys.stderr))\n"
+                  "sys.argv = ['sfx-search', *sys.argv[1:]]\n"
+                  "runpy.run_module('search.cli', run_name='__main__', alter_sys=True)\n")
+    out = subprocess.run([sys.executable, "-c", as_command, *args], capture_output=True, text=True,
+                         env=_env(SFX_RUNTIME="auto", SFX_NO_SERVER="1"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == cold
+    assert "teardown ran" not in out.stderr
 
 
 @needs_nncf
