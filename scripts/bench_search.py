@@ -214,6 +214,10 @@ def base_env(index_dir: Path, **extra) -> dict:
     env = dict(os.environ, SFX_INDEX_DIR=str(index_dir), SFX_MODEL=str(CKPT),
                SFX_CACHE_DIR=str(BENCH / "cache"), PYTHONPATH=str(ROOT))
     env.pop("SFX_TEXT_CACHE", None)
+    # An installed sfx-index has its bytecode compiled (pip does it at install; an editable
+    # install writes it on first import). With PYTHONDONTWRITEBYTECODE set, as this machine's
+    # shell has it, every timed process compiled the project's ~50 modules from source again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 
@@ -259,7 +263,9 @@ def bench_cold(reps: int, first_export: bool = True) -> None:
               + f"  torch (cached tower) {ours_torch[-1]:.2f} s"
               + (f"  transformers path {hf[-1]:.2f} s" if len(hf) == i + 1 else ""))
     ref = med(torch_only)
-    print(f"  `python -c 'import torch'`                        p50 {ref:.2f} s")
+    print(f"  ({load()} at the end)")
+    print(f"  `python -c 'import torch'`                        p50 {ref:.2f} s (range {min(torch_only):.2f}-"
+          f"{max(torch_only):.2f})")
     if ov:
         print(f"  sfx-search --runtime openvino (auto here)         p50 {med(ov):.2f} s (range {min(ov):.2f}-{max(ov):.2f}) "
               f"= {med(ov) / ref:.2f}x import torch (goal <= 1.0 s); imported {imported}")
