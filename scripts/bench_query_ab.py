@@ -6,7 +6,8 @@ search/query.py against another revision's, in one process, interleaved query by
 The text vectors are cached first, so the figures are the search side alone (vector search,
 keyword half, fusion, result rows). Both libraries share the open index; the results of every
 hybrid query are compared field by field (path, score, found_by, both halves' scores, chunk,
-offset, duplicates). Uses the index scripts/bench_search.py builds (~/.cache/sfx-index-bench).
+offset, duplicates), and the keyword half ranked in memory against FTS5's bm25() (file ids
+and scores). Uses the index scripts/bench_search.py builds (~/.cache/sfx-index-bench).
 """
 
 from __future__ import annotations
@@ -91,6 +92,21 @@ def main() -> None:
     print(f"  hybrid, ours / baseline, per query: p50 {np.median(ratio):.2f} (quartiles "
           f"{np.percentile(ratio, 25):.2f}-{np.percentile(ratio, 75):.2f})")
     print(f"  identical hybrid results: {same} of {len(texts)} ({bench.load()})")
+    # The keyword half ranked in memory against FTS5's bm25(), list for list (both revisions
+    # above shared the in-memory ranking): file ids and scores, plain and all-words-first.
+    cat, agree, kw_ms = new.catalog, 0, {"memory": [], "fts5": []}
+    for text in texts:
+        got = {}
+        for name, on in (("memory", True), ("fts5", False)):
+            cat.keep_keywords_in_memory(on)
+            t = time.perf_counter()
+            got[name] = cat.keyword_search(text + " again", limit=60)
+            kw_ms[name].append(time.perf_counter() - t)
+            got[name] = (got[name], cat.keyword_search(text, limit=60, all_words_first=True))
+        agree += got["memory"] == got["fts5"]
+    cat.keep_keywords_in_memory()
+    print(f"  keyword half, in memory vs FTS5 bm25(): identical lists and scores {agree} of {len(texts)}; "
+          f"p50 {1000 * np.median(kw_ms['memory']):.1f} ms vs {1000 * np.median(kw_ms['fts5']):.1f} ms")
     new.close()
 
 
