@@ -214,9 +214,10 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
                 from indexer.runtime.prefetch import start_text_tower
 
                 # The text tower loads, and embeds the query's texts, on a thread while the
-                # catalog's imports run (a cold start; docs/runtime.md).
+                # catalog's imports run (a cold start; docs/runtime.md): the texts exactly as
+                # Library.search embeds them (the description stripped, --not as given).
                 start_text_tower(settings.model, settings.device, settings.precision,
-                                 texts=tuple(t.strip() for t in (text, not_text) if t))
+                                 texts=tuple(t for t in ((text or "").strip(), not_text) if t))
             from .query import Library
 
             with Library.from_settings(settings) as lib:
