@@ -68,8 +68,27 @@ def write_blocks(f, x: np.ndarray, block: int = 1 << 16) -> None:
         f.write(x[i : i + block])
 
 
-def make_library(out: Path, n: int, seed: int, min_s: float, max_s: float) -> tuple[float, int]:
-    """n files of mixed formats/rates/lengths; returns (total seconds of audio, windows)."""
+def _hits(rng, sr: int, dur: float) -> np.ndarray:
+    """Impacts as sound-effects libraries hold them: noise bursts and plucked tones that decay
+    into digital silence, with silence between them and at the end."""
+    x = np.zeros(int(sr * dur))
+    at = int(rng.uniform(0.05, 0.3) * sr)
+    while at < len(x) - sr // 2:
+        length = int(rng.uniform(0.3, 1.5) * sr)
+        t = np.arange(min(length, len(x) - at)) / sr
+        decay = np.exp(-t / rng.uniform(0.03, 0.3))
+        body = rng.standard_normal(t.size) if rng.random() < 0.5 else np.sin(2 * np.pi * rng.uniform(80, 4000) * t)
+        x[at:at + t.size] = rng.uniform(0.2, 0.9) * body * decay
+        at += t.size + int(rng.uniform(0.2, 2.0) * sr)
+    x[np.abs(x) < 2 ** -16] = 0.0  # below 16-bit resolution: stored as digital silence
+    return x
+
+
+def make_library(out: Path, n: int, seed: int, min_s: float, max_s: float,
+                 kind: str = "tones") -> tuple[float, int]:
+    """n files of mixed formats/rates/lengths; returns (total seconds of audio, windows).
+    kind "tones": a steady tone in noise from end to end (the true peak's dearest content:
+    every part of the file can hold the peak); "hits": impacts and silences (`_hits`)."""
     import soundfile as sf
 
     from indexer.audio import window_starts
@@ -82,7 +101,10 @@ def make_library(out: Path, n: int, seed: int, min_s: float, max_s: float) -> tu
         ch = 1 + (i % 3 == 0)
         dur = float(np.round(rng.uniform(min_s, max_s), 2))
         t = np.arange(int(sr * dur)) / sr
-        x = 0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + 0.1 * rng.standard_normal(t.size)
+        if kind == "hits":
+            x = _hits(rng, sr, dur)
+        else:
+            x = 0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + 0.1 * rng.standard_normal(t.size)
         x = np.stack([x, np.roll(x, 7)], 1)[:, :ch] if ch == 2 else x
         path = out / f"folder{i % 5}" / f"sound {i:03d} {sr // 1000}k {ch}ch {dur:.0f}s.{ext}"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +239,8 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=3, help="timed model batches before and after the builds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="generate the library here and keep it (default: a temp dir, removed)")
+    p.add_argument("--library", choices=("tones", "hits"), default="tones",
+                   help="with --measure-ab: steady tones in noise (default), or impacts and silences")
     p.add_argument("--measure-ab", type=int, default=0, metavar="ROUNDS",
                    help="instead: build ROUNDS times with and without the measurements (docs/hygiene.md), "
                         "interleaved, each into a new index, and print the throughput of each")
@@ -313,8 +337,8 @@ def measure_ab(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sfx-bench-measure-"))
     lib = Path(args.keep) if args.keep else tmp / "library"
     try:
-        audio_s, expect = make_library(lib, args.files, args.seed, args.min_s, args.max_s)
-        print(f"library: {args.files} files, {audio_s / 60:.1f} min of audio, {expect} windows; "
+        audio_s, expect = make_library(lib, args.files, args.seed, args.min_s, args.max_s, args.library)
+        print(f"library: {args.files} files of {args.library}, {audio_s / 60:.1f} min of audio, {expect} windows; "
               f"batch {args.batch_size}, {workers} decode worker(s), runtime {runtime}, precision {args.precision}")
         # An untimed build first: the first build of a process also pays for reading the
         # checkpoint and the runtime's first runs (docs/benchmarks.md), whichever it is.
