@@ -52,6 +52,11 @@ class Index:
 
     # ------------------------------------------------------------------ vectors
 
+    @property
+    def vectors_loaded(self) -> bool:
+        """Whether a FAISS index is in memory already (a query may load it beside other work)."""
+        return self._vectors is not None
+
     def vectors(self, *, refresh: bool = True):
         """The FAISS index, current with the catalog's last commit.
 

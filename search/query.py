@@ -157,6 +157,10 @@ class Library:
             cached.update(machine.get(missing))
             missing = [t for t in missing if t not in cached]
         if missing:
+            # Caching the new vectors waits for the catalog's integrity check (never write
+            # into damage): it runs while the tower computes, not after it.
+            if not self.catalog.read_only:
+                self.catalog.verify_in_background()
             vecs = self._embed_texts(missing, progress)
             cached.update(zip(missing, vecs))
             if machine is not None:
@@ -235,9 +239,14 @@ class Library:
             keyword_job = self._in_background(self.keyword_files, text, allowed, limit=max(n * 3, 50))
         semantic: list[tuple[int, float, int]] = []
         if mode in ("semantic", "hybrid"):
+            # A first query reads the FAISS file while the text tower computes (a cold command
+            # waits there for the tower to load) instead of after it.
+            loading = None if self.index.vectors_loaded else self._in_background(self.index.vectors)
             q = self.text_vectors([sound_text(text) if syntax else text])[0]
             if not_text:
                 q = q - NEGATIVE_WEIGHT * self.text_vectors([not_text])[0]
+            if loading is not None:
+                loading.result()
             semantic = self.rank_files(q, self.candidates_for(n) if mode == "semantic" else max(n * 3, 50), allowed)
         if mode == "semantic":
             return finish(self.catalog, semantic, n, collapse_copies)

@@ -163,6 +163,22 @@ def test_a_text_query_on_openvino_imports_neither_torch_nor_transformers(tiny_cl
     assert out.stdout.split("\n")[0] == "openvino (1, 32) []"
 
 
+@needs_openvino
+def test_the_query_path_imports_openvino_without_its_converter_and_an_export_still_converts():
+    """runtime_module() leaves out openvino's model converter (a cold query does not need it),
+    and an export in the same process still finds it."""
+    code = ("import sys, torch\n"
+            "from indexer.runtime.openvino_common import convert_model, core, runtime_module\n"
+            "core()\n"
+            "print('openvino.tools.ovc' in sys.modules, sys.modules.get('openvino.tools.ovc', 'absent'))\n"
+            "ir = convert_model(torch.nn.Linear(3, 2), example_input=torch.zeros(1, 3))\n"
+            "out = core().compile_model(ir, 'CPU')(torch.ones(1, 3).numpy())[0]\n"
+            "print(out.shape, runtime_module() is sys.modules['openvino'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["False absent", "(1, 2) True"]
+
+
 # --- the export's check, cache and fallbacks ----------------------------------------------------
 
 @needs_openvino
@@ -335,7 +351,8 @@ try:
     main()
 except SystemExit as exc:
     assert not exc.code, exc.code
-print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)), file=sys.stderr)
+print(json.dumps(sorted(m for m in ('torch', 'transformers', 'openvino.tools.ovc') if m in sys.modules)),
+      file=sys.stderr)
 """
 
 

@@ -8,26 +8,50 @@ move vectors by more than the fidelity tolerance).
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
 
 _CORE = None
+_CONVERTER = "openvino.tools.ovc"
+
+
+def runtime_module():
+    """`openvino`, imported without its model converter when this is the process's first
+    import of it. The package imports the converter (`ov.convert_model`) only if it can
+    (an ImportError is passed over), and that import is ~0.1 s of a cold query's time for a
+    tool only an export uses: a None in sys.modules makes it fail, and is removed at once
+    so that an export can still import it (`converter()`)."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    block = _CONVERTER not in sys.modules
+    if block:
+        sys.modules[_CONVERTER] = None
+    try:
+        import openvino as ov
+    finally:
+        if block and sys.modules.get(_CONVERTER, False) is None:
+            del sys.modules[_CONVERTER]
+    return ov
+
+
+def convert_model(*args, **kwargs):
+    """openvino's model converter (imported here: `runtime_module` leaves it out)."""
+    from openvino.tools.ovc import convert_model as convert
+
+    return convert(*args, **kwargs)
 
 
 def core():
     global _CORE
     if _CORE is None:
-        import openvino as ov
-
-        _CORE = ov.Core()
+        _CORE = runtime_module().Core()
     return _CORE
 
 
 def version() -> str:
-    import openvino as ov
-
-    return ov.__version__.split("-")[0]
+    return runtime_module().__version__.split("-")[0]
 
 
 def hint(precision: str) -> str:

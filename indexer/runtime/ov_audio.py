@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from . import cache, cpu_count
-from .openvino_common import (compiled_precision, core, hint, interleaved_times, min_cosine, unit,
+from .openvino_common import (compiled_precision, convert_model, core, hint, interleaved_times, min_cosine, unit,
                               version)
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, mel_fn: Callable,
     ref = ref.float().numpy()
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer warnings about the Python branches we fix
-        ir = ov.convert_model(_Window.wrap(model), example_input=torch.zeros(FEATURE_SHAPE),
+        ir = convert_model(_Window.wrap(model), example_input=torch.zeros(FEATURE_SHAPE),
                               input=[ov.PartialShape(list(FEATURE_SHAPE))])
 
     def fill(tmp: Path) -> dict:

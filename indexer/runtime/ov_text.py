@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from . import cache
-from .openvino_common import compiled_precision, core, hint, min_cosine, version
+from .openvino_common import compiled_precision, convert_model, core, hint, min_cosine, version
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, hf_tokenizer) -> tup
     embeds = torch.from_numpy(table[example["input_ids"].numpy()])
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        ir = ov.convert_model(_wrap(model), example_input=(example["input_ids"], example["attention_mask"], embeds),
+        ir = convert_model(_wrap(model), example_input=(example["input_ids"], example["attention_mask"], embeds),
                               input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1]),
                                      ov.PartialShape([-1, -1, table.shape[1]])])
 
