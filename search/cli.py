@@ -211,13 +211,14 @@ def query(text, n, as_json, as_paths, m3u, play, mode, not_text, collapse_copies
         results = try_remote_search(settings, params)
         if results is None:
             if mode != "keyword":
-                from indexer.runtime.prefetch import start_text_tower
+                from indexer.runtime.prefetch import start_text_tower, wait_for_imports
 
                 # The text tower loads, and embeds the query's texts, on a thread while the
                 # catalog's imports run (a cold start; docs/runtime.md): the texts exactly as
                 # Library.search embeds them (the description stripped, --not as given).
-                start_text_tower(settings.model, settings.device, settings.precision,
-                                 texts=tuple(t for t in ((text or "").strip(), not_text) if t))
+                if start_text_tower(settings.model, settings.device, settings.precision,
+                                    texts=tuple(t for t in ((text or "").strip(), not_text) if t)):
+                    wait_for_imports(timeout=1.0)
             from .query import Library
 
             with Library.from_settings(settings) as lib:

@@ -342,6 +342,23 @@ def test_prefetched_text_tower_is_the_one_the_query_uses(tiny_clap, on_openvino,
     np.testing.assert_allclose(enc.embed_text(["door"]), _ov(tiny_clap, parts=("text",)).embed_text(["door"]))
 
 
+@needs_openvino
+def test_a_cold_query_waits_for_the_tower_thread_to_import_openvino_and_no_longer(tiny_clap, on_openvino):
+    """wait_for_imports returns once the thread has imported OpenVINO (its compile may still run)."""
+    _ov(tiny_clap, parts=("text",))  # the export exists
+    code = ("import sys\n"
+            "from indexer.runtime import prefetch\n"
+            "assert prefetch.start_text_tower(sys.argv[1], 'cpu')\n"
+            "prefetch.wait_for_imports(timeout=60)\n"
+            "print('openvino' in sys.modules, 'openvino.tools.ovc' in sys.modules)\n"
+            "from indexer.clap import resolve_precision\n"
+            "print(prefetch.take_text_tower(sys.argv[1], resolve_precision('auto', 'cpu')) is not None)")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_clap)], capture_output=True, text=True,
+                         env=_env(SFX_RUNTIME="auto"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["True False", "True"]
+
+
 # --- through the command lines -------------------------------------------------------------------
 
 _COLD_PROBE = """import json, sys

@@ -52,11 +52,17 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto",
     with _lock:
         if key in _jobs:
             return True
-        job = _jobs[key] = {"tower": None, "error": None}
+        job = _jobs[key] = {"tower": None, "error": None, "imported": threading.Event()}
 
     def run():
         try:
+            from .openvino_common import core
             from .ov_text import load
+
+            try:
+                core()  # the import of OpenVINO: Python work, under the GIL
+            finally:
+                job["imported"].set()
 
             # None when no export was made yet: the first query exports it, in the foreground.
             tower = load(ckpt, prec, use_prefetch=False)
@@ -72,6 +78,18 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto",
     job["thread"].start()
     atexit.register(job["thread"].join)
     return True
+
+
+def wait_for_imports(timeout: float) -> None:
+    """Return once the started threads have imported OpenVINO (or after `timeout` s).
+
+    Two threads importing at once take turns on one GIL and both finish late. A cold query
+    lets the tower's thread import alone; its compile and first request then run in native
+    code (no GIL) while the caller imports and opens the catalog."""
+    with _lock:
+        events = [job["imported"] for job in _jobs.values()]
+    for event in events:
+        event.wait(timeout)
 
 
 def take_text_tower(ckpt: Path, precision: str):
