@@ -8,7 +8,7 @@ times both on the same files, interleaved, in CPU seconds of this process (one t
 a worker runs), and prints the extra next to the time of one window of the model, measured
 in the same run (full-size random checkpoint, fp32 and bf16 when the CPU runs it):
 
-    python scripts/bench_measure.py [--files 6] [--seconds 30] [--reps 3] [--baseline REV]
+    python scripts/bench_measure.py [--files 6] [--seconds 30] [--reps 3] [--steady | --impacts] [--baseline REV]
 
 The model runs on every thread beside the workers, so the extra CPU of the workers over
 the model's time per window bounds what the measurements can cost the build. The time spent
@@ -86,9 +86,11 @@ def baseline_modules(rev: str, folder: Path):
     return measure.SoundMeter, fingerprint.Fingerprinter
 
 
-def make_files(folder: Path, n: int, seconds: float, steady: bool = False) -> list[Path]:
+def make_files(folder: Path, n: int, seconds: float, steady: bool = False, impacts: bool = False) -> list[Path]:
     """Hits every 2 s decaying like most effects; or, `steady`, a constant tone in noise (as
-    scripts/bench_build.py's library: the dearest case for the true peak, no quiet part)."""
+    scripts/bench_build.py's library: the dearest case for the true peak, no quiet part); or,
+    `impacts`, hits that decay within ~0.5 s into digital silence (what 16-bit storage makes
+    of a tail under its last step), as bench_build.py --library hits."""
     import soundfile as sf
 
     rng = np.random.default_rng(0)
@@ -97,9 +99,11 @@ def make_files(folder: Path, n: int, seconds: float, steady: bool = False) -> li
     for i in range(n):
         sr, ch, subtype = kinds[i % len(kinds)]
         t = np.arange(int(sr * seconds)) / sr
-        env = 1.0 if steady else np.exp(-((t % 2.0) * 3))
+        env = 1.0 if steady else np.exp(-((t % 2.0) * (20 if impacts else 3)))
         x = env * (0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + (0.1 if steady else 0.2) * rng.standard_normal(t.size))
         x = np.stack([x, np.roll(x, 11)], 1)[:, :ch]
+        if impacts:
+            x[np.abs(x) < 2 ** -16] = 0.0
         p = folder / f"f{i}.wav"
         sf.write(str(p), x.astype(np.float32), sr, subtype=subtype)
         out.append(p)
@@ -112,6 +116,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steady", action="store_true", help="steady tones in noise instead of decaying hits")
+    ap.add_argument("--impacts", action="store_true", help="hits that decay into digital silence")
     ap.add_argument("--baseline", metavar="REV", help="also time the analysis modules of this commit, interleaved")
     args = ap.parse_args()
 
@@ -145,7 +150,7 @@ def main() -> int:
         variants = {"plain": None, "current": (SoundMeter, Fingerprinter)}
         if args.baseline:
             variants["baseline " + args.baseline] = baseline_modules(args.baseline, Path(d))
-        files = make_files(Path(d), args.files, args.seconds, args.steady)
+        files = make_files(Path(d), args.files, args.seconds, args.steady, args.impacts)
         for p in files[:2]:
             for classes in variants.values():
                 worker(p, classes, {"meter": 0.0, "fingerprint": 0.0})
@@ -164,7 +169,7 @@ def main() -> int:
     plain = cpu["plain"]
     extras = {name: (cpu[name] - plain) * per for name in list(variants)[1:]}
     print(f"{args.files} files x {args.seconds:.0f} s (48/44.1/96 kHz stereo, 48 kHz mono; "
-          f"{'steady tones' if args.steady else 'hits'}), {args.reps} reps "
+          f"{'steady tones' if args.steady else 'impacts' if args.impacts else 'hits'}), {args.reps} reps "
           f"interleaved [load average {os.getloadavg()[0]:.1f}]")
     print(f"worker per window: decode+frontend {plain * per:.1f} ms CPU")
     for name in list(variants)[1:]:
