@@ -22,7 +22,7 @@ def runtime_module():
     import of it. The package imports the converter (`ov.convert_model`) only if it can
     (an ImportError is passed over), and that import is ~0.1 s of a cold query's time for a
     tool only an export uses: a None in sys.modules makes it fail, and is removed at once
-    so that an export can still import it (`converter()`)."""
+    so that an export can still import it (`convert_model`)."""
     if "openvino" in sys.modules:
         return sys.modules["openvino"]
     block = _CONVERTER not in sys.modules

@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from . import cache, cpu_count
-from .openvino_common import (compiled_precision, convert_model, core, hint, interleaved_times, min_cosine, unit,
-                              version)
+from .openvino_common import (compiled_precision, convert_model, core, hint, interleaved_times, min_cosine,
+                              unit, version)
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, mel_fn: Callable,
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer warnings about the Python branches we fix
         ir = convert_model(_Window.wrap(model), example_input=torch.zeros(FEATURE_SHAPE),
-                              input=[ov.PartialShape(list(FEATURE_SHAPE))])
+                           input=[ov.PartialShape(list(FEATURE_SHAPE))])
 
     def fill(tmp: Path) -> dict:
         ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=False)

@@ -132,8 +132,8 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, hf_tokenizer) -> tup
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         ir = convert_model(_wrap(model), example_input=(example["input_ids"], example["attention_mask"], embeds),
-                              input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1]),
-                                     ov.PartialShape([-1, -1, table.shape[1]])])
+                           input=[ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1]),
+                                  ov.PartialShape([-1, -1, table.shape[1]])])
 
     def fill(tmp: Path) -> dict:
         ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=False)

@@ -56,13 +56,13 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto",
 
     def run():
         try:
-            from .openvino_common import core
-            from .ov_text import load
-
             try:
+                from .openvino_common import core
+
                 core()  # the import of OpenVINO: Python work, under the GIL
             finally:
                 job["imported"].set()
+            from .ov_text import load
 
             # None when no export was made yet: the first query exports it, in the foreground.
             tower = load(ckpt, prec, use_prefetch=False)
