@@ -159,8 +159,7 @@ class Library:
         if missing:
             # Caching the new vectors waits for the catalog's integrity check (never write
             # into damage): it runs while the tower computes, not after it.
-            if not self.catalog.read_only:
-                self.catalog.verify_in_background()
+            self.catalog.expect_text_vectors()
             vecs = self._embed_texts(missing, progress)
             cached.update(zip(missing, vecs))
             if machine is not None:

@@ -223,3 +223,27 @@ def test_text_vectors_of_a_reader_wait_for_the_check_without_holding_up_the_quer
     check = Catalog.open(f"sqlite:///{path}", create=False)
     assert set(check.cached_text_vectors("m", ["rain", "wind", "thunder", "hail"])) == {"rain", "wind"}
     check.close()
+
+
+def test_a_query_starts_the_check_early_only_where_its_store_would_wait_for_it(tmp_path, monkeypatch):
+    """expect_text_vectors: a small catalog's check starts before the texts are embedded (the
+    first store waits for it); a large one's is left to the store, a read-only one never runs."""
+    from indexer.catalog import textvectors
+
+    path = tmp_path / "catalog.sqlite"
+    Catalog.open(f"sqlite:///{path}", create=True).close()
+
+    def started(read_only: bool = False) -> bool:
+        cat = Catalog.open(f"sqlite:///{path}", create=False)
+        cat.read_only = read_only or cat.read_only  # as a catalog the user cannot write opens
+        calls = []
+        monkeypatch.setattr(cat, "verify_in_background", lambda: calls.append(1))
+        cat.expect_text_vectors()
+        cat.close()
+        return bool(calls)
+
+    assert started()
+    monkeypatch.setattr(textvectors, "QUICK_CHECK_MAX_BYTES", 0)
+    assert not started()
+    monkeypatch.undo()
+    assert not started(read_only=True)

@@ -52,6 +52,16 @@ class TextVectorsMixin:
         quick = first and self._db_bytes() < QUICK_CHECK_MAX_BYTES
         self._flush_text_vectors(wait=FIRST_STORE_WAIT_S if quick else 0.0)
 
+    def expect_text_vectors(self) -> None:
+        """A query is about to embed texts it will store: where the first store would wait
+        for the integrity check (a small catalog), start the check now, so that it runs while
+        the texts are embedded. A large catalog's check is still left to the store: it takes
+        seconds of a core, which the text tower's load needs more."""
+        if self.read_only or "_pending_text" in self.__dict__:
+            return
+        if self._db_bytes() < QUICK_CHECK_MAX_BYTES:
+            self.verify_in_background()
+
     def sample_text_vectors(self, n: int) -> np.ndarray:
         """Up to n cached text vectors of this catalog's model (queries people asked)."""
         model = self.get_model()
