@@ -62,6 +62,8 @@ class BlockFilter:
         """The filtered block, shaped (blocks, channels, BLOCK): block b, channel c holds outputs
         b*BLOCK .. b*BLOCK + BLOCK-1 of that channel; outputs past len(x) are to be ignored."""
         parts = [self._chunk(x[i:i + CHUNK]) for i in range(0, len(x), CHUNK)]
+        if not parts:  # no frames: no output, the state as it was
+            return np.zeros((0, self.channels, BLOCK), dtype=np.float32)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _chunk(self, x: np.ndarray) -> np.ndarray:

@@ -48,5 +48,7 @@ def test_block_filter_takes_over_mid_stream():
     first, zf = sosfilt(sos, x[:20_000].astype(np.float64), axis=0, zi=np.zeros((2, 2, 2)))
     bf = BlockFilter(sos, 2)
     bf.state = zf.transpose(2, 0, 1).reshape(2, -1)
+    assert bf(x[:0]).shape == (0, 2, BLOCK)  # an empty block changes nothing
+    assert np.array_equal(bf.state, zf.transpose(2, 0, 1).reshape(2, -1))
     rest = bf(x[20_000:]).transpose(0, 2, 1).reshape(-1, 2)[:30_000]
     assert np.abs(rest - want[20_000:]).max() <= 3e-5 * np.abs(want).max()
