@@ -150,6 +150,13 @@ def _env(**extra):
     return env
 
 
+def _probe(code: str, *args: str, **env: str) -> list[str]:
+    """The lines a fresh Python process running `code` prints (it must succeed)."""
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=_env(**env))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split("\n")
+
+
 @needs_openvino
 def test_a_text_query_on_openvino_imports_neither_torch_nor_transformers(tiny_clap, on_openvino):
     _ov(tiny_clap, parts=("text",))  # the export exists
@@ -157,10 +164,7 @@ def test_a_text_query_on_openvino_imports_neither_torch_nor_transformers(tiny_cl
             "e = ClapEncoder.load(sys.argv[1], parts=('text',))\n"
             "v = e.embed_text(['door slam'])\n"
             "print(e.runtimes['text'], v.shape, sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(tiny_clap)], capture_output=True, text=True,
-                         env=_env(SFX_RUNTIME="auto"))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[0] == "openvino (1, 32) []"
+    assert _probe(code, str(tiny_clap), SFX_RUNTIME="auto")[0] == "openvino (1, 32) []"
 
 
 @needs_openvino
@@ -174,9 +178,7 @@ def test_the_query_path_imports_openvino_without_its_converter_and_an_export_sti
             "ir = convert_model(torch.nn.Linear(3, 2), example_input=torch.zeros(1, 3))\n"
             "out = core().compile_model(ir, 'CPU')(torch.ones(1, 3).numpy())[0]\n"
             "print(out.shape, runtime_module() is sys.modules['openvino'])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:2] == ["False absent", "(1, 2) True"]
+    assert _probe(code)[:2] == ["False absent", "(1, 2) True"]
 
 
 # --- the export's check, cache and fallbacks ----------------------------------------------------
@@ -353,10 +355,7 @@ def test_a_cold_query_waits_for_the_tower_thread_to_import_openvino_and_no_longe
             "print('openvino' in sys.modules, 'openvino.tools.ovc' in sys.modules)\n"
             "from indexer.clap import resolve_precision\n"
             "print(prefetch.take_text_tower(sys.argv[1], resolve_precision('auto', 'cpu')) is not None)")
-    out = subprocess.run([sys.executable, "-c", code, str(tiny_clap)], capture_output=True, text=True,
-                         env=_env(SFX_RUNTIME="auto"))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:2] == ["True False", "True"]
+    assert _probe(code, str(tiny_clap), SFX_RUNTIME="auto")[:2] == ["True False", "True"]
 
 
 # --- through the command lines -------------------------------------------------------------------
