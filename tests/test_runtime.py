@@ -158,6 +158,30 @@ def _probe(code: str, *args: str, **env: str) -> list[str]:
 
 
 @needs_openvino
+def test_the_compiled_text_tower_is_cached_without_a_second_copy_of_its_weights(tiny_clap, on_openvino):
+    from indexer.runtime import ov_text
+
+    _ov(tiny_clap, parts=("text",))  # the export exists
+    tower = ov_text.load(tiny_clap, "fp32", use_prefetch=False)
+    ref = tower.embed(["door slam"])
+    old = tower.path / ov_text.OLD_COMPILED  # a full blob left by an earlier version
+    old.mkdir(exist_ok=True)
+    (old / "1.blob").write_bytes(b"x" * 1000)
+    code = ("import sys\nimport numpy as np\nfrom indexer.runtime import ov_text\n"
+            "print(ov_text.load(sys.argv[1], 'fp32', use_prefetch=False).embed(['door slam'])[0].tobytes().hex())")
+    first, second = (_probe(code, str(tiny_clap))[0] for _ in range(2))  # the second reads the cache
+    assert first == second == ref[0].tobytes().hex()
+    assert not old.exists()
+    blobs = list((tower.path / ov_text.COMPILED).glob("*.blob"))
+    assert blobs, "no compiled tower was cached"
+    if ov_text.weightless_cache():
+        # A full blob holds the graph and every weight (for this tiny model, ~1.2x the IR's xml
+        # and bin together); without the weights it is about the graph alone.
+        graph, weights = ((tower.path / f).stat().st_size for f in ("model.xml", "model.bin"))
+        assert all(b.stat().st_size < graph + weights / 2 for b in blobs), (graph, weights, [b.stat().st_size for b in blobs])
+
+
+@needs_openvino
 def test_a_text_query_on_openvino_imports_neither_torch_nor_transformers(tiny_clap, on_openvino):
     _ov(tiny_clap, parts=("text",))  # the export exists
     code = ("import sys; from indexer.clap import ClapEncoder\n"

@@ -4,7 +4,10 @@ A query that runs this tower imports neither torch nor transformers: the tokeniz
 checkpoint's fast tokenizer saved as `tokenizer.json` (with the truncation and padding
 AutoTokenizer applies), the model an OpenVINO IR. Each text is one request (no padding, so a
 text's vector does not depend on the other texts of the call); the compiled model is cached by
-OpenVINO beside the IR, which makes the next process's compile a read of that blob.
+OpenVINO beside the IR, which makes the next process's compile a read of that blob. The blob is
+weightless (CACHE_MODE=OPTIMIZE_SIZE, where this OpenVINO's CPU plugin has it): the weights are
+memory-mapped from the IR's own .bin instead of kept a second time in the blob, and the load
+takes as long as with a full blob (docs/benchmarks.md).
 
 The word-embedding table (vocabulary x width, ~150 MB of laion/clap-htsat-fused's ~500 MB)
 is kept beside the IR as a float32 .npy, memory-mapped: a query gathers its few rows in numpy
@@ -19,6 +22,7 @@ tokenizer must give AutoTokenizer's ids and the tower the transformers fp32 vect
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # 2: the word-embedding table beside the IR (an entry of layout 1 holds it inside).
 LAYOUT = 2
+# OpenVINO's cache of the compiled tower, inside the entry. "compiled" held full blobs (a second
+# copy of the weights) and is removed when found.
+COMPILED = "compiled-weightless"
+OLD_COMPILED = "compiled"
 # Beyond textcache.PROBE_TEXTS: special tokens written in the text, whose position ids
 # transformers derives from the token ids (the IR must do the same).
 EXTRA_PROBES = ("a <pad> in the </s> text <s>",)
@@ -53,8 +61,10 @@ class OvTextTower:
         self.table = np.load(self.path / "embeddings.npy", mmap_mode="r")
         config = {"INFERENCE_PRECISION_HINT": hint(precision), "PERFORMANCE_HINT": "LATENCY",
                   "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
-        if (self.path / "compiled").is_dir():
-            config["CACHE_DIR"] = str(self.path / "compiled")
+        if (self.path / COMPILED).is_dir():
+            config["CACHE_DIR"] = str(self.path / COMPILED)
+            if weightless_cache():
+                config["CACHE_MODE"] = "OPTIMIZE_SIZE"
         self.compiled = core().compile_model(str(self.path / "model.xml"), "CPU", config)
         self.precision = compiled_precision(self.compiled)
         self.dim = int(self.compiled.output(0).get_partial_shape()[1].get_length())
@@ -84,6 +94,15 @@ class OvTextTower:
             ids, mask = self.tokenize(text)
             out[i] = self._request.infer({0: ids, 1: mask, 2: np.asarray(self.table[ids])})[0][0]
         return out
+
+
+def weightless_cache() -> bool:
+    """Whether this OpenVINO's CPU plugin can cache a compiled model without its weights
+    (CACHE_MODE=OPTIMIZE_SIZE; the plugin lists ENABLE_WEIGHTLESS); an older one keeps full blobs."""
+    try:
+        return "ENABLE_WEIGHTLESS" in core().get_property("CPU", "SUPPORTED_PROPERTIES")
+    except RuntimeError:
+        return False
 
 
 def _wrap(model):
@@ -171,7 +190,9 @@ def load(ckpt: Path, precision: str, use_prefetch: bool = True) -> OvTextTower |
         return None
     dest, meta = found
     try:  # OpenVINO's own cache of the compiled model: made by the first load, read by the next
-        (dest / "compiled").mkdir(exist_ok=True)
+        (dest / COMPILED).mkdir(exist_ok=True)
     except OSError:
         pass
+    if (dest / OLD_COMPILED).is_dir():  # a full blob of an earlier version: a copy of the weights
+        shutil.rmtree(dest / OLD_COMPILED, ignore_errors=True)
     return OvTextTower(dest, precision, meta)
