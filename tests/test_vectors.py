@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -341,3 +342,28 @@ def test_single_query_flat_search_runs_on_one_thread_and_restores_the_setting(sm
     np.testing.assert_array_equal(index.search(x[:1], 5)[1], want)
     index.search(x[:40], 5)  # a batch keeps every thread
     assert seen == [1, 2] and faiss.omp_get_max_threads() == 2
+
+
+@pytest.mark.parametrize("with_torch", [False, True])
+def test_the_float16_cast_gives_numpys_numbers_on_every_path(with_torch, monkeypatch):
+    """The re-ranking cast (faiss's decoder without torch, torch's with it) equals numpy's
+    element for element, specials included, into a fresh array or a given buffer."""
+    from indexer.vectors.arrays import FAST_CAST_MIN, as_float32
+
+    if with_torch:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
+    rng = np.random.default_rng(3)
+    rows = FAST_CAST_MIN // 512 + 7
+    x = rng.standard_normal((rows, 512)).astype(np.float16)
+    x[0, :6] = [np.inf, -np.inf, 0.0, -0.0, 6e-8, 65504]  # infinities, signed zeros, subnormal, max
+    x[1, 0] = np.nan
+    ref = x.astype(np.float32)
+    got = as_float32(x)
+    assert got.dtype == np.float32 and np.array_equal(got, ref, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(ref))
+    buf = np.full((rows + 5, 512), 7.0, np.float32)
+    assert as_float32(x, out=buf[:rows]) is not None
+    assert np.array_equal(buf[:rows], ref, equal_nan=True) and (buf[rows:] == 7.0).all()
+    assert np.array_equal(as_float32(x[:3]), ref[:3], equal_nan=True)  # under the threshold: numpy's
