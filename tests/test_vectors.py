@@ -366,4 +366,6 @@ def test_the_float16_cast_gives_numpys_numbers_on_every_path(with_torch, monkeyp
     buf = np.full((rows + 5, 512), 7.0, np.float32)
     assert as_float32(x, out=buf[:rows]) is not None
     assert np.array_equal(buf[:rows], ref, equal_nan=True) and (buf[rows:] == 7.0).all()
+    strided = np.full((512, rows), 7.0, np.float32).T  # a buffer whose rows are not contiguous
+    assert np.array_equal(as_float32(x, out=strided), ref, equal_nan=True)
     assert np.array_equal(as_float32(x[:3]), ref[:3], equal_nan=True)  # under the threshold: numpy's

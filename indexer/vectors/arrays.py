@@ -122,6 +122,9 @@ def as_float32(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
             return np.asarray(a, dtype=np.float32)
         out[...] = a
         return out
+    if out is not None and not out.flags.c_contiguous:  # the fast casts write rows in place
+        out[...] = as_float32(a)
+        return out
     out = np.empty(a.shape, np.float32) if out is None else out
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -131,12 +134,8 @@ def as_float32(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return out
     from .runtime import faiss_lib
 
-    faiss = faiss_lib()
     codes = np.ascontiguousarray(a).view(np.uint8)
-    if not out.flags.c_contiguous:
-        out[...] = as_float32(a)
-        return out
-    _fp16_decoder(a.shape[1]).decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(out), len(a))
+    _fp16_decoder(a.shape[1]).decode_c(faiss_lib().swig_ptr(codes), faiss_lib().swig_ptr(out), len(a))
     return out
 
 
