@@ -232,3 +232,48 @@ def load_frontend(model: str) -> tuple[ClapFrontend, dict]:
     ckpt = resolve_checkpoint(model)
     frontend = ClapFrontend(feature_config(ckpt))
     return frontend, checkpoint_fingerprint(model, ckpt, dict(frontend), frontend.settings())
+
+
+# --- the logit scales, read without building the model -------------------------------------------
+
+def read_logit_scales(ckpt: Path) -> dict[str, float]:
+    """exp() of logit_scale_a / logit_scale_t, read straight from the safetensors (no model built)."""
+    import math
+
+    from safetensors import safe_open
+
+    names = ("logit_scale_a", "logit_scale_t")
+    if not (ckpt / "model.safetensors").is_file() and not (ckpt / "model.safetensors.index.json").is_file():
+        return _logit_scales_from_bin(ckpt, names)
+    index = ckpt / "model.safetensors.index.json"
+    files = {n: "model.safetensors" for n in names}
+    if index.is_file():
+        files = {n: read_json(index)["weight_map"][n] for n in names}
+    out = {}
+    try:
+        for n in names:
+            with safe_open(str(ckpt / files[n]), framework="numpy") as f:
+                out[n] = float(math.exp(float(f.get_tensor(n).reshape(-1)[0])))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
+    return out
+
+
+def _logit_scales_from_bin(ckpt: Path, names) -> dict[str, float]:
+    """The same from pytorch_model.bin (repositories without safetensors), memory-mapped."""
+    import math
+
+    import torch
+
+    index = ckpt / "pytorch_model.bin.index.json"
+    files = {n: "pytorch_model.bin" for n in names}
+    if index.is_file():
+        files = {n: read_json(index)["weight_map"][n] for n in names}
+    out = {}
+    try:
+        for n in names:
+            sd = torch.load(str(ckpt / files[n]), map_location="cpu", weights_only=True, mmap=True)
+            out[n] = float(math.exp(float(sd[n].reshape(-1)[0])))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
+    return out

@@ -1,10 +1,12 @@
 """The CLAP encoder: load a checkpoint's towers, turn 10 s windows and texts into unit vectors.
 
-Finding the checkpoint and its preprocessor (no weights) is indexer.checkpoint's; its names
-are re-exported here. Each tower loads on its own with `from_pretrained`:
-`ClapTextModelWithProjection` takes the `text_model.`/`text_projection.` tensors of the full
-ClapModel checkpoint (memory-mapped safetensors), so a query never pays for the audio tower,
-and `ClapAudioModelWithProjection` likewise for audio.
+Finding the checkpoint and its preprocessor (no weights) is indexer.checkpoint's; the device,
+precision and threads are indexer.devices'. Their names are re-exported here.
+
+Each tower loads on its own with `from_pretrained`: `ClapTextModelWithProjection` takes the
+`text_model.`/`text_projection.` tensors of the full ClapModel checkpoint (memory-mapped
+safetensors), so a query never pays for the audio tower, and `ClapAudioModelWithProjection`
+likewise for audio.
 
 Audio goes through our batched torch frontend (indexer.mel.LogMelFrontend) instead of
 transformers' ClapFeatureExtractor. `is_longer` comes from the real length of each window,
@@ -21,7 +23,6 @@ depends on it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -33,76 +34,15 @@ from .checkpoint import (  # noqa: F401 - re-exported: indexer.clap is where cal
     load_frontend,
     quiet_transformers,
     read_json,
+    read_logit_scales,
     resolve_checkpoint,
 )
-
-# --- device, precision, threads ----------------------------------------------------------------
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    words = set(flags.split())
-    return "avx512_bf16" in words or any(w.startswith("amx") for w in words)
-
-
-def resolve_device(device: str) -> str:
-    """'cpu', 'cuda' or 'mps'. `auto` asks torch only on a machine that may have a GPU, so that
-    a query on a CPU-only machine never imports it."""
-    from .runtime import cuda_possible, mps_possible
-
-    if device not in ("auto", "cpu", "cuda", "mps"):
-        raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
-    if device == "cpu" or (device == "auto" and not cuda_possible() and not mps_possible()):
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("--device cuda was asked for but this torch has no usable CUDA; use --device cpu")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelLoadError("--device mps was asked for but this torch has no usable MPS; use --device cpu")
-    return device
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """The float precision of the torch towers (and of OpenVINO's float ops): fp32 or bf16.
-
-    `auto` -> bf16 where the hardware has fast bf16, else fp32; resolved on the machine that
-    embeds (a build passes the asked precision on, to its workers or Ray actors). bf16 keeps
-    invariant 2: a window's bf16 vector is bit-identical alone or in any batch, order or
-    thread count, and in a fresh process (tests/test_clap.py); its distance to fp32 is in
-    docs/benchmarks.md."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ModelLoadError(f"unknown precision '{precision}'; use auto, fp32, bf16 (or int8 on OpenVINO)")
-    if precision != "auto":
-        return precision
-    if device == "cuda":
-        import torch
-
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device == "mps":
-        return "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def _set_threads() -> None:
-    import torch
-
-    if os.environ.get("OMP_NUM_THREADS") or getattr(_set_threads, "done", False):
-        return  # the user (or a worker pool) decided
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    torch.set_num_threads(max(1, n))
-    _set_threads.done = True
-
+from .devices import (  # noqa: F401 - re-exported
+    cpu_has_fast_bf16,
+    resolve_device,
+    resolve_precision,
+    set_torch_threads,
+)
 
 # --- the encoder -------------------------------------------------------------------------------
 
@@ -232,7 +172,7 @@ class ClapEncoder:
         return torch.bfloat16 if precision == "bf16" else torch.float32
 
     def _from_pretrained(self, cls, dtype=None):
-        _set_threads()
+        set_torch_threads()
         try:
             with quiet_transformers():
                 m = cls.from_pretrained(str(self.path), dtype=dtype or self.dtype)
@@ -264,7 +204,7 @@ class ClapEncoder:
                 return self._text
             from . import textcache
 
-            _set_threads()
+            set_torch_threads()
             tower = textcache.load(self.path, self.precision, self.device)
             if tower is not None:
                 self._text, self._tokenizer = tower, tower.tokenizer
@@ -430,46 +370,3 @@ class ClapEncoder:
     @property
     def logit_scale_t(self) -> float:
         return self._logit_scales()["logit_scale_t"]
-
-
-def read_logit_scales(ckpt: Path) -> dict[str, float]:
-    """exp() of logit_scale_a / logit_scale_t, read straight from the safetensors (no model built)."""
-    import math
-
-    from safetensors import safe_open
-
-    names = ("logit_scale_a", "logit_scale_t")
-    if not (ckpt / "model.safetensors").is_file() and not (ckpt / "model.safetensors.index.json").is_file():
-        return _logit_scales_from_bin(ckpt, names)
-    index = ckpt / "model.safetensors.index.json"
-    files = {n: "model.safetensors" for n in names}
-    if index.is_file():
-        files = {n: read_json(index)["weight_map"][n] for n in names}
-    out = {}
-    try:
-        for n in names:
-            with safe_open(str(ckpt / files[n]), framework="numpy") as f:
-                out[n] = float(math.exp(float(f.get_tensor(n).reshape(-1)[0])))
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
-    return out
-
-
-def _logit_scales_from_bin(ckpt: Path, names) -> dict[str, float]:
-    """The same from pytorch_model.bin (repositories without safetensors), memory-mapped."""
-    import math
-
-    import torch
-
-    index = ckpt / "pytorch_model.bin.index.json"
-    files = {n: "pytorch_model.bin" for n in names}
-    if index.is_file():
-        files = {n: read_json(index)["weight_map"][n] for n in names}
-    out = {}
-    try:
-        for n in names:
-            sd = torch.load(str(ckpt / files[n]), map_location="cpu", weights_only=True, mmap=True)
-            out[n] = float(math.exp(float(sd[n].reshape(-1)[0])))
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
-    return out
