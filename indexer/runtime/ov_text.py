@@ -176,9 +176,24 @@ def export(ckpt: Path, precision: str, load_fp32: Callable, hf_tokenizer) -> tup
         raise
 
 
+def precisions(precision: str) -> tuple[str, ...]:
+    """The precisions to try, in order, for a text tower asked for at `precision`: bf16 falls
+    back to fp32 when its export fails the check (towers.text_tower)."""
+    return ("bf16", "fp32") if precision == "bf16" else (precision,)
+
+
+def usable_precision(ckpt: Path, precision: str) -> str:
+    """The precision whose export a query should load: `precision`, or fp32 where the bf16
+    export of this checkpoint failed its check here."""
+    for prec in precisions(precision):
+        if not cache.failed_before(facts(ckpt, prec)):
+            return prec
+    return precision
+
+
 def load(ckpt: Path, precision: str, use_prefetch: bool = True) -> OvTextTower | None:
-    """The verified export of this checkpoint's text tower, compiled (the one a prefetch thread
-    loaded when there is one: indexer.runtime.prefetch); None when not made yet."""
+    """The verified export of this checkpoint's text tower at `precision`, compiled (the one a
+    prefetch thread loaded when there is one: indexer.runtime.prefetch); None when not made yet."""
     if use_prefetch:
         from .prefetch import take_text_tower
 

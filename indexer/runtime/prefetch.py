@@ -62,10 +62,10 @@ def start_text_tower(model: str, device: str = "auto", precision: str = "auto",
                 core()  # the import of OpenVINO: Python work, under the GIL
             finally:
                 job["imported"].set()
-            from .ov_text import load
+            from .ov_text import load, usable_precision
 
             # None when no export was made yet: the first query exports it, in the foreground.
-            tower = load(ckpt, prec, use_prefetch=False)
+            tower = load(ckpt, usable_precision(ckpt, prec), use_prefetch=False)
             if tower is not None:
                 # OpenVINO makes a dynamic-shape model's kernels on its first request of a
                 # length: the query's own texts here (else one of a typical query's length).

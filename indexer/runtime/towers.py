@@ -67,27 +67,34 @@ def _torch_rate(encoder):
 
 
 def text_tower(encoder):
+    """The verified OpenVINO text tower at the encoder's precision; where a bf16 export fails its
+    check (bf16 text vectors further from fp32 than the tolerance, as with some checkpoints),
+    the same tower in fp32: a query is one short sequence, and fp32 on OpenVINO still keeps
+    torch out of it, where falling back to torch would import it."""
     from . import ov_text
 
-    precision = encoder.precision
-    tower = ov_text.load(encoder.path, precision)
-    if tower is not None:
-        return tower
-    failed = cache.failed_before(ov_text.facts(encoder.path, precision))
-    if failed:
-        _refuse_or_fallback(encoder, "text", failed)
-        return None
-    log.info("exporting the text tower of %s to OpenVINO (once per checkpoint)", encoder.model_id)
-    try:
-        ov_text.export(encoder.path, precision, load_fp32=lambda: encoder.load_torch_tower("text", "fp32"),
-                       hf_tokenizer=encoder.hf_tokenizer())
-    except (RuntimeError, OSError, ValueError) as exc:
-        _refuse_or_fallback(encoder, "text", str(exc).splitlines()[0][:300])
-        return None
-    tower = ov_text.load(encoder.path, precision)
-    if tower is None:
-        _refuse_or_fallback(encoder, "text", "its cache entry could not be read back")
-    return tower
+    reason = None
+    for precision in ov_text.precisions(encoder.precision):
+        tower = ov_text.load(encoder.path, precision)
+        if tower is not None:
+            return tower
+        reason = cache.failed_before(ov_text.facts(encoder.path, precision))
+        if reason:
+            continue
+        log.info("exporting the text tower of %s to OpenVINO in %s (once per checkpoint)",
+                 encoder.model_id, precision)
+        try:
+            ov_text.export(encoder.path, precision, load_fp32=lambda: encoder.load_torch_tower("text", "fp32"),
+                           hf_tokenizer=encoder.hf_tokenizer())
+        except (RuntimeError, OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:300]
+            continue
+        tower = ov_text.load(encoder.path, precision)
+        if tower is not None:
+            return tower
+        reason = "its cache entry could not be read back"
+    _refuse_or_fallback(encoder, "text", reason)
+    return None
 
 
 def int8_tower(encoder):
