@@ -39,8 +39,9 @@ FILES_PER_RUN = 2048    # files in flight on the cluster
 START_AFTER_S = 30.0    # a partial run starts when its oldest file has waited this long
 BIG_NODE_CPUS = 9       # from this many CPUs an actor gets THREADS_ON_BIG_NODES torch threads
 THREADS_ON_BIG_NODES = 4
-# Environment the actors need to load the same model the same way as this machine.
-FORWARD_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "SFX_MODEL")
+# Environment the actors need to load the same model the same way as this machine (SFX_RUNTIME
+# is where `--runtime` puts its choice: without it an actor decided `auto` on its own).
+FORWARD_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "SFX_MODEL", "SFX_RUNTIME")
 
 
 class RayUnavailable(UserError):
