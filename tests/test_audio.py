@@ -11,7 +11,7 @@ import soxr
 
 from audiogen import PNG_1PX, noise, ramp, sine, wav_header, write_audio, write_bytes
 from indexer import audio
-from indexer.audio import DecodeError, iter_windows, load_segment, probe, repeat_pad, window_starts
+from indexer.audio import DecodeError, downmix, iter_windows, load_segment, probe, repeat_pad, window_starts
 from indexer.config import SAMPLE_RATE, WINDOW_SAMPLES
 
 W = WINDOW_SAMPLES
@@ -110,6 +110,15 @@ def test_downmix_is_channel_mean(tmp_path):
     (w,) = list(iter_windows(p))
     expect = ((left[:, 0] + right[:, 0]) / 2).astype(np.float32)
     np.testing.assert_allclose(w.samples[:48000], expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", range(1, 13))
+def test_downmix_gives_numpys_channel_mean_to_the_bit(channels):
+    rng = np.random.default_rng(channels)
+    block = (rng.standard_normal((20000, channels)) * rng.uniform(1e-3, 10, channels)).astype(np.float32)
+    got = downmix(block)
+    assert got.dtype == np.float32 and got.shape == (20000,)
+    assert np.array_equal(got, block.mean(axis=1, dtype=np.float32))
 
 
 # ------------------------------------------------------------------ format matrix
