@@ -67,7 +67,6 @@ def build(
             if ray_address is not None:
                 if settings.precision == "int8":
                     raise UserError("--precision int8 runs on this machine's OpenVINO; drop --ray or build in float")
-                index.catalog.record_embedder("ray", settings.precision)
             if vector_dtype:
                 index.catalog.ensure_vector_dtype(vector_dtype)
             generation = index.catalog.generation
@@ -91,7 +90,7 @@ def build(
                 progress=progress,
                 file_timeout_s=file_timeout_s,
                 commit_every_s=commit_every_s,
-                engine_factory=_ray_engines(ray_address, settings, batch_size, workers, progress),
+                engine_factory=_ray_engines(ray_address, settings, batch_size, workers, progress, index.catalog),
                 measure=measure,
             )
             try:
@@ -128,14 +127,18 @@ def build(
     return report
 
 
-def _ray_engines(address, settings, batch_size, workers, progress):
-    """None (the local engine), or a factory of engines on the Ray cluster at `address`."""
+def _ray_engines(address, settings, batch_size, workers, progress, catalog):
+    """None (the local engine), or a factory of engines on the Ray cluster at `address`. The
+    catalog records what the actors embed with (runtime, precision, version), as they report it."""
     if address is None:
         return None
     from .ray_engine import engine_factory
 
+    def record(facts: dict) -> None:
+        catalog.record_embedder(facts["runtime"], facts["precision"], facts.get("version"))
+
     return engine_factory(address, model=settings.model, device=settings.device, precision=settings.precision,
-                          batch_size=batch_size, actors=workers, progress=progress)
+                          batch_size=batch_size, actors=workers, progress=progress, on_embedder=record)
 
 def _storage_problem(exc: BaseException) -> str | None:
     """'disk full' / 'read-only' when a write of the catalog failed for want of storage, else None."""

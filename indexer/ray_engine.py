@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -98,9 +99,10 @@ class RayCluster:
         return float(res.get("CPU", 0)), float(res.get("GPU", 0))
 
     def engine(self, *, model: str, device: str, precision: str, batch_size: int, hop_s: float,
-               actors: int | None = None, progress: bool = False) -> "RayEngine":
+               actors: int | None = None, progress: bool = False,
+               on_embedder: Callable[[dict], None] | None = None) -> "RayEngine":
         return RayEngine(self, model=model, device=device, precision=precision, batch_size=batch_size,
-                         hop_s=hop_s, actors=actors, progress=progress)
+                         hop_s=hop_s, actors=actors, progress=progress, on_embedder=on_embedder)
 
     def close(self) -> None:
         if self._owned:
@@ -136,7 +138,12 @@ class _EmbedFiles:
             torch.set_num_threads(threads)
         from indexer.clap import ClapEncoder
 
+        from indexer.runtime.builds import runtime_version
+
         self.encoder = ClapEncoder.load(model, device=device, precision=precision, parts=("audio",))
+        # What really embeds here (runtime, precision, version), for the catalog's record.
+        facts = self.encoder.embedding_facts()
+        self.embedder = json.dumps({**facts, "version": runtime_version(facts["runtime"])}, sort_keys=True)
         self.batch_size = max(1, batch_size)
         self.hop_s = hop_s
 
@@ -189,21 +196,24 @@ class _EmbedFiles:
             "info": pa.array([json.dumps(f["info"]) if not f["error"] else "" for f in files], pa.string()),
             "meta": pa.array([json.dumps(f["meta"] or {}) if not f["error"] else "" for f in files], pa.string()),
             "error": pa.array([f["error"] for f in files], pa.string()),
+            "embedder": pa.array([self.embedder] * len(keys), pa.string()),
         })
 
 
 def engine_factory(address: str | None, *, model: str, device: str = "auto", precision: str = "auto",
                    batch_size: int = 16, hop_s: float = 10.0, actors: int | None = None,
-                   progress: bool = False):
+                   progress: bool = False, on_embedder: Callable[[dict], None] | None = None):
     """For Builder(engine_factory=...): each call connects to the cluster at `address` and gives
     an engine that disconnects when closed. Checks now that Ray Data is installed; connects
-    only when a file needs embedding (a no-op rerun never does)."""
+    only when a file needs embedding (a no-op rerun never does). `on_embedder(facts)` hears
+    each new {'runtime', 'precision', 'version'} the actors embed with, before the results
+    embedded with it are handed on (the catalog records it before their vectors are committed)."""
     _import_ray()
 
     def make() -> RayEngine:
         return RayCluster.connect(address).engine(
             model=model, device=device, precision=precision, batch_size=batch_size, hop_s=hop_s,
-            actors=actors, progress=progress,
+            actors=actors, progress=progress, on_embedder=on_embedder,
         )
 
     return make
@@ -219,8 +229,11 @@ class RayEngine:
     """The engine interface of indexer.engine over Ray Data runs (see the module doc)."""
 
     def __init__(self, cluster: RayCluster, *, model: str, device: str, precision: str, batch_size: int,
-                 hop_s: float, actors: int | None, progress: bool):
+                 hop_s: float, actors: int | None, progress: bool,
+                 on_embedder: Callable[[dict], None] | None = None):
         self.cluster = cluster
+        self._on_embedder = on_embedder
+        self._embedders: set[str] = set()
         self.capacity = FILES_PER_RUN
         self.windows = 0
         self._model = _model_path(model)
@@ -351,6 +364,11 @@ class RayEngine:
             return out
         out = []
         for r in payload:
+            embedder = r.get("embedder")
+            if embedder and embedder not in self._embedders:
+                self._embedders.add(embedder)
+                if self._on_embedder is not None:
+                    self._on_embedder(json.loads(embedder))
             if r["error"]:
                 out.append(FileResult(r["key"], error=r["error"]))
                 continue

@@ -95,6 +95,17 @@ def test_ray_build_gives_the_catalog_of_a_local_build(tmp_path, tiny_clap, libra
     assert (want.new, want.duplicates, want.failed) == (len(files), 1, 1)
     assert {f["path"]: f["reason"] for f in got["failures"]} == {f["path"]: f["reason"] for f in want.failures}
 
+    # The catalog records what the actors embedded with, as the local build records its own
+    # (the build's --runtime, here $SFX_RUNTIME=torch, reaches the actors).
+    ran = []
+    for s in (local, Settings(index_dir=tmp_path / "index-ray", model=str(tiny_clap))):
+        index = Index.open(s)
+        try:
+            ran.append([(r["runtime"], r["precision"], r["version"]) for r in index.catalog.embedders()["runs"]])
+        finally:
+            index.close()
+    assert ran[1] == ran[0] and ran[0][0][0] == "torch", ran
+
     a, check_a = _snapshot(local)
     b, check_b = _snapshot(Settings(index_dir=tmp_path / "index-ray", model=str(tiny_clap)))
     assert check_a["ok"] and check_b["ok"], (check_a, check_b)
