@@ -213,8 +213,13 @@ class ClapEncoder:
 
             self._text = self._from_pretrained(ClapTextModelWithProjection)
             self._tokenizer = self.hf_tokenizer()
-            if self.device == "cpu":
-                textcache.export(self._text, self._tokenizer, self.path, self.precision)
+            if self.device == "cpu" and textcache.export(self._text, self._tokenizer, self.path, self.precision):
+                # Run the export from now on, as the next process will: in bf16 it and
+                # transformers agree to the tolerance, not to the bit, and a text's vector
+                # should not depend on whether the cache existed yet.
+                tower = textcache.load(self.path, self.precision, self.device)
+                if tower is not None:
+                    self._text, self._tokenizer = tower, tower.tokenizer
         return self._text
 
     # audio

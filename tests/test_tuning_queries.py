@@ -88,9 +88,7 @@ def cache_texts(cat, vecs):
 def test_cached_queries_first_then_descriptions_embedded_by_the_catalogs_text_tower(catalog, tiny_clap, tmp_path):
     from indexer.clap import ClapEncoder
 
-    # fp32: in bf16 the first process's transformers tower and the cached export it leaves for
-    # the next one agree to the tolerance (cosine 0.9999), not to the 1e-5 compared here.
-    settings = Settings(index_dir=tmp_path, model=str(tiny_clap), precision="fp32")
+    settings = Settings(index_dir=tmp_path, model=str(tiny_clap))
     dim = catalog.get_model().dim
     asked = unit(np.random.default_rng(3).standard_normal((3, dim)))
     cache_texts(catalog, asked)
@@ -100,7 +98,7 @@ def test_cached_queries_first_then_descriptions_embedded_by_the_catalogs_text_to
     np.testing.assert_allclose(np.sort(queries[:3], axis=0), np.sort(asked, axis=0), atol=1e-6)
     texts = tq.descriptions(tq.TUNING_QUERIES - 3)
     assert len(set(texts)) == len(texts) and "door" in " ".join(texts).lower()
-    want = ClapEncoder.load(str(tiny_clap), precision="fp32", parts=("text",)).embed_text(texts)
+    want = ClapEncoder.load(str(tiny_clap), parts=("text",)).embed_text(texts)
     np.testing.assert_allclose(queries[3:], want, atol=1e-5)
     assert source == f"3 cached text queries + {tq.TUNING_QUERIES - 3} sound descriptions embedded by the text tower"
 
