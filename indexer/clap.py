@@ -196,7 +196,7 @@ class ClapEncoder:
 
     def _text_model(self):
         """The text tower: the cached export (indexer.textcache) when this checkpoint has one,
-        else ClapTextModelWithProjection from `from_pretrained`, exported for the next process."""
+        else ClapTextModelWithProjection from `from_pretrained`, exported, and the export run."""
         if self._text is None:
             ov = self._ov_tower("text")
             if ov is not None:

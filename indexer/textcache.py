@@ -13,7 +13,8 @@ its state dict and its tokenizer are exported into a cache folder:
                                                     the verification figures
 
 and later processes compute the same vectors with `import torch`, a memory-mapped
-safetensors file and `tokenizers.Tokenizer` only (no transformers import). The export is
+safetensors file and `tokenizers.Tokenizer` only (no transformers import). The exporting
+process switches to the export too, so every process gives a text the same vector. The export is
 kept only when, on probe texts, the tokenizer gives AutoTokenizer's ids and the tower gives
 the transformers model's vectors (cosine >= VERIFY_COSINE); otherwise nothing is written and
 the encoder stays on transformers.
