@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from indexer.audio import frames_of, open_audio
+from indexer.audio import downmix, frames_of, open_audio
 
 from .waveform import png_bytes
 
@@ -50,7 +50,7 @@ def columns(path: str | os.PathLike, width: int) -> tuple[np.ndarray, int]:
         while i < width and not done:
             block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             done = len(block) == 0
-            mono = np.nan_to_num(block.mean(axis=1)) if len(block) else np.zeros(0, np.float32)
+            mono = np.nan_to_num(downmix(block)) if len(block) else np.zeros(0, np.float32)
             buf = np.concatenate([buf, mono.astype(np.float32)])
             while i < width and (starts[i] + N_FFT <= buf_at + len(buf) or done):
                 seg = buf[starts[i] - buf_at: starts[i] - buf_at + N_FFT]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.audio import frames_of, open_audio
+from indexer.audio import downmix, frames_of, open_audio
 
 BINS = 2048  # peaks kept per file; images of any width up to this are resampled from them
 BLOCK_FRAMES = 1 << 16
@@ -57,7 +57,7 @@ def compute_peaks(path: str | os.PathLike, bins: int = BINS) -> np.ndarray:
         first = np.ones(bins, bool)
         while True:
             block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            x = np.nan_to_num(block.mean(axis=1))
+            x = np.nan_to_num(downmix(block))
             n = len(x)
             if not n:
                 break
