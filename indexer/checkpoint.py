@@ -237,43 +237,30 @@ def load_frontend(model: str) -> tuple[ClapFrontend, dict]:
 # --- the logit scales, read without building the model -------------------------------------------
 
 def read_logit_scales(ckpt: Path) -> dict[str, float]:
-    """exp() of logit_scale_a / logit_scale_t, read straight from the safetensors (no model built)."""
+    """exp() of logit_scale_a / logit_scale_t, read straight from the weights file (no model
+    built): safetensors, else pytorch_model.bin (repositories without safetensors), memory-mapped."""
     import math
-
-    from safetensors import safe_open
 
     names = ("logit_scale_a", "logit_scale_t")
-    if not (ckpt / "model.safetensors").is_file() and not (ckpt / "model.safetensors.index.json").is_file():
-        return _logit_scales_from_bin(ckpt, names)
-    index = ckpt / "model.safetensors.index.json"
-    files = {n: "model.safetensors" for n in names}
-    if index.is_file():
-        files = {n: read_json(index)["weight_map"][n] for n in names}
+    safetensors = (ckpt / "model.safetensors").is_file() or (ckpt / "model.safetensors.index.json").is_file()
+    base = "model.safetensors" if safetensors else "pytorch_model.bin"
+    index = ckpt / f"{base}.index.json"
+    files = {n: read_json(index)["weight_map"][n] if index.is_file() else base for n in names}
     out = {}
     try:
         for n in names:
-            with safe_open(str(ckpt / files[n]), framework="numpy") as f:
-                out[n] = float(math.exp(float(f.get_tensor(n).reshape(-1)[0])))
+            out[n] = float(math.exp(float(_first_value(ckpt / files[n], n, safetensors))))
     except Exception as exc:
         raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
     return out
 
 
-def _logit_scales_from_bin(ckpt: Path, names) -> dict[str, float]:
-    """The same from pytorch_model.bin (repositories without safetensors), memory-mapped."""
-    import math
+def _first_value(path: Path, name: str, safetensors: bool):
+    if safetensors:
+        from safetensors import safe_open
 
+        with safe_open(str(path), framework="numpy") as f:
+            return f.get_tensor(name).reshape(-1)[0]
     import torch
 
-    index = ckpt / "pytorch_model.bin.index.json"
-    files = {n: "pytorch_model.bin" for n in names}
-    if index.is_file():
-        files = {n: read_json(index)["weight_map"][n] for n in names}
-    out = {}
-    try:
-        for n in names:
-            sd = torch.load(str(ckpt / files[n]), map_location="cpu", weights_only=True, mmap=True)
-            out[n] = float(math.exp(float(sd[n].reshape(-1)[0])))
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {', '.join(names)} from '{ckpt}': {type(exc).__name__}") from None
-    return out
+    return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)[name].reshape(-1)[0]
