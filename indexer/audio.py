@@ -235,7 +235,7 @@ def downmix(block: np.ndarray) -> np.ndarray:
 
     Summed a column at a time, the numbers of numpy's `mean(axis=1)` to the bit (it adds up to
     seven values in order, then divides): numpy reduces a row of two or six values one row at a
-    time, ~20x slower, which cost a decode worker ~5 ms per 10 s of stereo (docs/benchmarks.md)."""
+    time, which made the downmix the dearest step of decoding (docs/benchmarks.md)."""
     channels = block.shape[1]
     if channels == 1:
         return block[:, 0]

@@ -137,7 +137,6 @@ class _EmbedFiles:
         if threads > 0:
             torch.set_num_threads(threads)
         from indexer.clap import ClapEncoder
-
         from indexer.runtime.builds import runtime_version
 
         self.encoder = ClapEncoder.load(model, device=device, precision=precision, parts=("audio",))
