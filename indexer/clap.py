@@ -114,6 +114,16 @@ class ClapEncoder:
             self._audio_model()
         return self.runtimes["audio"]
 
+    def audio_ops_span_threads(self) -> bool:
+        """True when one model call spreads each op over several CPU threads that wait for
+        each other (the torch tower on the CPU): another process preempting one of them stalls
+        them all. OpenVINO runs independent one-thread streams, and a GPU leaves the CPU free."""
+        if self.audio_runtime() != "torch" or self.device != "cpu":
+            return False
+        import torch
+
+        return torch.get_num_threads() > 1
+
     def embedding_facts(self) -> dict:
         """What embeds this encoder's windows: {'runtime', 'precision'} (the catalog records it)."""
         runtime = self.audio_runtime()

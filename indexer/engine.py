@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .workers import Done, Fail, Part, Task
+from .workers import WORKER_NICENESS, Done, Fail, Part, Task
 
 
 @dataclass
@@ -75,6 +75,7 @@ class LocalEngine:
         self.measure = measure
         self.windows = 0
         self._pool = None
+        self._prioritised = False
         self._files: dict[int, _InFlight] = {}
         self._mel: list[tuple[int, np.ndarray]] = []  # (key, mel) per window, in arrival order
 
@@ -106,7 +107,7 @@ class LocalEngine:
         # 2. Run the model on a full batch, or on what there is when the decoders lag.
         if len(self._mel) >= self.batch_size or (self._mel and msg is None):
             batch, self._mel = self._mel[: self.batch_size], self._mel[self.batch_size :]
-            vecs = self._encoder().embed_mel(np.stack([m for _, m in batch]))
+            vecs = self._model().embed_mel(np.stack([m for _, m in batch]))
             for (key, _), v in zip(batch, vecs):
                 f = self._files[key]
                 f.vectors.append(v)
@@ -118,6 +119,14 @@ class LocalEngine:
             f = self._files.pop(key)
             out.append(FileResult(key, f.chunks, np.stack(f.vectors), f.info, f.meta, analysis=f.analysis))
         return out
+
+    def _model(self):
+        """The encoder; on first use, the decode workers' priority is set beside it."""
+        encoder = self._encoder()
+        if not self._prioritised:
+            self._prioritised = True
+            self._pool.set_niceness(WORKER_NICENESS if encoder.audio_ops_span_threads() else 0)
+        return encoder
 
     def close(self) -> None:
         if self._pool is not None:

@@ -25,7 +25,7 @@ from .config import UserError
 log = logging.getLogger(__name__)
 
 PART_WINDOWS = 8
-WORKER_NICENESS = 10
+WORKER_NICENESS = 10         # beside a model whose ops span threads (DecodePool.set_niceness)
 POLL_S = 1.0                 # a worker's wait on its queues before it checks it is not orphaned
 DEFAULT_FILE_TIMEOUT_S = 300.0  # a file decoding longer than this is failed as stalled
 MESSAGES_PER_WORKER = 4      # decoded messages queued ahead of the model, per worker
@@ -108,18 +108,12 @@ def _put(results, msg) -> None:
             _exit_if_orphaned()
 
 
-def _worker_main(wid: int, fe_config: dict, tasks, results) -> None:
+def _worker_main(wid: int, fe_config: dict, tasks, results, niceness: int = 0) -> None:
     global _PARENT_PID
     _PARENT_PID = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    # Decoding needs a few percent of the CPU the model needs. At a lower priority the
-    # workers fill the time the model leaves instead of preempting one of its threads
-    # (an OpenMP op waits for its slowest thread); the queue of decoded windows covers
-    # the moments they wait.
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:
-        pass
+    if niceness and hasattr(os, "getpriority"):  # every thread, the BLAS pool numpy started included
+        renice(os.getpid(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
@@ -164,6 +158,23 @@ def _send_part(results, wid, key, windows, frontend, torch) -> None:
                        [w.n_real for w in windows], mel))
 
 
+def renice(pid: int, niceness: int) -> None:
+    """Set every thread of process `pid` to `niceness` (on Linux a pid's priority is its main
+    thread's alone); a process gone, or a rise not allowed, leaves it as it was. Where the OS
+    has no niceness (Windows) the workers keep their priority."""
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except OSError:
+            pass
+
+
 class WorkerStartupError(UserError):
     pass
 
@@ -181,9 +192,10 @@ class DecodePool:
     """A fixed set of decode processes with per-file time limits and crash recovery."""
 
     def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
-                 max_messages: int = 0):
+                 max_messages: int = 0, niceness: int = 0):
         self._ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         self._fe_config = fe_config
+        self.niceness = niceness  # above this process's own (set_niceness)
         self.tasks = self._ctx.Queue()
         # The workers run ahead of the model by at most this many messages (parts of at most
         # PART_WINDOWS windows): enough for a batch of one-window files (3 messages each)
@@ -204,10 +216,30 @@ class DecodePool:
         wid = self._next_wid
         self._next_wid += 1
         proc = self._ctx.Process(
-            target=_worker_main, args=(wid, self._fe_config, self.tasks, self.results), daemon=True
+            target=_worker_main, args=(wid, self._fe_config, self.tasks, self.results, self.niceness), daemon=True
         )
         proc.start()
         self.slots[wid] = _Slot(proc)
+
+    def set_niceness(self, niceness: int) -> None:
+        """Run the workers, these and any that replace them, `niceness` above this process.
+
+        Beside a model whose ops span several threads (torch on the CPU: an OpenMP op waits
+        for its slowest thread), the workers should only fill the time the model leaves
+        (WORKER_NICENESS): preempting one of its threads stalls all of them, and the queue of
+        decoded windows covers the moments the workers wait. Beside OpenVINO's one-thread
+        streams they share the cores as equals: at a lower priority they would decode mostly
+        while the model waits for them (docs/benchmarks.md). Only a rise takes effect on
+        running workers (a process may not lower its own children's niceness unprivileged).
+        """
+        if niceness == self.niceness:
+            return
+        self.niceness = niceness
+        if not hasattr(os, "getpriority"):
+            return
+        target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        for slot in self.slots.values():
+            renice(slot.proc.pid, target)
 
     def submit(self, task: Task) -> None:
         self.outstanding[task.key] = task
