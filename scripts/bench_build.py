@@ -13,7 +13,10 @@ mono and stereo; 1 to 60 s), then on the full-size random CLAP checkpoint:
 The ratio (b)/(a) is the figure of merit; the goal is 0.90. Each runtime (torch, and OpenVINO
 where it is installed) gets its own (a) and (b) in the same run, the models measured side by
 side before and after the builds, so the runtimes' ratios come from one run. It also prints the
-load average (the machine may be shared) and the peak RSS of the decode workers.
+load average (the machine may be shared) and the peak RSS of the decode workers, and where /proc
+exists the steady state's CPU per window (model calls, the rest of the build process, the decode
+workers) with the ratio it allows: a build that keeps every core busy can go no faster than the
+cores divided by its CPU per window.
 
     python scripts/bench_build.py [--files 40] [--model DIR] [--batch-size 16] [--workers W]
                                   [--precision auto|fp32|bf16] [--runtimes torch,openvino]
@@ -122,13 +125,15 @@ class ModelClock:
         from indexer import clap
 
         self.calls: list[tuple[float, float, int]] = []
+        self.cpu: list[tuple[float, float, float | None]] = []  # this process at start / end, children at start
         self._orig = clap.ClapEncoder.embed_mel
         clock = self
 
         def timed(enc, mel, n_real=None):
-            t0 = time.perf_counter()
+            t0, cpu0, kids0 = time.perf_counter(), time.process_time(), children_cpu()
             out = clock._orig(enc, mel, n_real)
             clock.calls.append((t0, time.perf_counter(), len(mel)))
+            clock.cpu.append((cpu0, time.process_time(), kids0))
             return out
 
         clap.ClapEncoder.embed_mel = timed
@@ -172,15 +177,38 @@ class ChildMemory:
         return self.peak_kb / 1024
 
 
-def pure_model_rate(enc, mel: np.ndarray, batch: int, reps: int) -> float:
-    """windows/s of embed_mel on full batches of precomputed mel (median of reps)."""
+def pure_model_rate(enc, mel: np.ndarray, batch: int, reps: int, cpu: list | None = None) -> float:
+    """windows/s of embed_mel on full batches of precomputed mel (median of reps); appends its
+    CPU seconds per window (all of this process's threads) to `cpu` if given."""
     enc.embed_mel(mel[:batch])  # warm-up (oneDNN kernel choice, allocator)
     rates = []
+    c0 = time.process_time()
     for _ in range(reps):
         t0 = time.perf_counter()
         enc.embed_mel(mel[:batch])
         rates.append(batch / (time.perf_counter() - t0))
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) / (reps * batch))
     return float(np.median(rates))
+
+
+def children_cpu() -> float | None:
+    """CPU seconds of this process's live children (the decode workers), read from /proc;
+    None where there is no /proc."""
+    me, total = str(os.getpid()), 0.0
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def cpu_times() -> tuple[float, float]:
@@ -213,6 +241,15 @@ def build_once(lib: Path, tmp: Path, model: str, runtime: str, args, workers: in
     worker_rss = kids_mem.stop()
     calls = clock.calls
     first, last = calls[0][0], calls[-1][1]
+    # CPU per window in the steady state, from the start of the second model call to the start
+    # of the last (the first call and the workers' start-up imports fall before it).
+    split = None
+    if len(calls) >= 3 and clock.cpu[1][2] is not None:
+        (c1, _, k1), (cz, _, kz) = clock.cpu[1], clock.cpu[-1]
+        n = sum(b for *_, b in calls[1:-1])
+        inside = sum(e - s for s, e, _ in clock.cpu[1:-1])
+        split = dict(model=inside / n, rest=(cz - c1 - inside) / n, workers=(kz - k1) / n,
+                     wall=(calls[-1][0] - calls[1][0]) / n)
     sizes = [b for *_, b in calls]
     shutil.rmtree(settings.index_dir, ignore_errors=True)
     return dict(report=report, wall=wall, windows=report.windows,
@@ -221,7 +258,7 @@ def build_once(lib: Path, tmp: Path, model: str, runtime: str, args, workers: in
                 busy=sum(e - s for s, e, _ in calls), calls=len(calls),
                 partial=sum(b < args.batch_size for b in sizes), sizes=(min(sizes), max(sizes)),
                 worker_cpu=(cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
-                worker_rss=worker_rss)
+                worker_rss=worker_rss, split=split)
 
 
 def main(argv=None) -> int:
@@ -278,7 +315,8 @@ def main(argv=None) -> int:
                   f"{rt} -> {e.runtimes['audio']} {e._ov['audio'].precision if 'audio' in e._ov else e.precision}"
                   for rt, e in encs.items()))
         print(f"[{load()}]")
-        before = {rt: pure_model_rate(e, mel, args.batch_size, args.reps) for rt, e in encs.items()}
+        model_cpu = {rt: [] for rt in runtimes}
+        before = {rt: pure_model_rate(e, mel, args.batch_size, args.reps, model_cpu[rt]) for rt, e in encs.items()}
         print("(a) pure model before the builds: " + ", ".join(f"{rt} {r:.2f}" for rt, r in before.items())
               + " windows/s")
         del encs
@@ -298,11 +336,17 @@ def main(argv=None) -> int:
                   f"{b['partial']} partial (sizes {b['sizes'][0]}-{b['sizes'][1]})")
             print(f"    decode workers (decode, resample, log-mel): {b['worker_cpu']:.1f} CPU s, "
                   f"{1000 * b['worker_cpu'] / max(b['windows'], 1):.0f} ms per window; largest {b['worker_rss']:.0f} MB")
+            if b["split"]:
+                sp = b["split"]
+                total = sp["model"] + sp["rest"] + sp["workers"]
+                print(f"    steady-state CPU per window: model calls {1e3 * sp['model']:.1f} ms, the rest of this "
+                      f"process {1e3 * sp['rest']:.1f} ms, decode workers {1e3 * sp['workers']:.1f} ms; the "
+                      f"{os.cpu_count()} cores busy {total / (sp['wall'] * os.cpu_count()):.0%}")
 
         print(f"[{load()}]")
         encs = {rt: ClapEncoder.load(model, device="cpu", precision=args.precision, parts=("audio",), runtime=rt)
                 for rt in runtimes}
-        after = {rt: pure_model_rate(e, mel, args.batch_size, args.reps) for rt, e in encs.items()}
+        after = {rt: pure_model_rate(e, mel, args.batch_size, args.reps, model_cpu[rt]) for rt, e in encs.items()}
         print("(a) pure model after the builds: " + ", ".join(f"{rt} {r:.2f}" for rt, r in after.items())
               + " windows/s")
         for rt in runtimes:
@@ -310,6 +354,14 @@ def main(argv=None) -> int:
             b = builds[rt]
             print(f"{rt}: ratio build/model (goal >= 0.90): steady state {b['windows'] / b['steady'] / ref:.2f}, "
                   f"end to end {b['windows'] / b['wall'] / ref:.2f}  (model {ref:.2f} windows/s, mean of before/after)")
+            if b["split"]:
+                # With every core busy, a build goes at cores / (its CPU per window); the pure
+                # model at cores_it_keeps_busy / (its own CPU per window).
+                sp, alone = b["split"], float(np.mean(model_cpu[rt]))
+                ceiling = (os.cpu_count() / (sp["model"] + sp["rest"] + sp["workers"])) / ref
+                print(f"    CPU bound: the pure model spends {1e3 * alone:.1f} ms CPU per window; the build's "
+                      f"{1e3 * (sp['model'] + sp['rest'] + sp['workers']):.1f} ms on {os.cpu_count()} cores allow at "
+                      f"most {ceiling:.2f}x the model rate in steady state")
         if len(runtimes) > 1:
             a, z = runtimes[0], runtimes[-1]
             print(f"{z} / {a}: model {(before[z] + after[z]) / (before[a] + after[a]):.2f}x, build end to end "
