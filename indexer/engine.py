@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .workers import WORKER_NICENESS, Done, Fail, Part, Task
+from .workers import WORKER_NICENESS, Done, Fail, Part, Restart, Task
 
 
 @dataclass
@@ -103,6 +103,10 @@ class LocalEngine:
                     del self._files[msg.key]
                     self._mel = [m for m in self._mel if m[0] != msg.key]
                     out.append(FileResult(msg.key, error=msg.reason))
+                elif isinstance(msg, Restart):  # decoded again from its start: drop what came
+                    self.windows -= f.embedded
+                    self._files[msg.key] = _InFlight()
+                    self._mel = [m for m in self._mel if m[0] != msg.key]
 
         # 2. Run the model on a full batch, or on what there is when the decoders lag.
         if len(self._mel) >= self.batch_size or (self._mel and msg is None):

@@ -1,11 +1,14 @@
-"""Decode workers: processes that turn files into log-mel windows for the model.
-
-Each worker decodes, downmixes, resamples and computes the mel frontend for one file at a
-time and sends the result back in parts of a few windows, so that memory stays bounded for
-an hours-long file and the model (in the parent) is fed while the next file decodes.
+"""The pool of decode workers (indexer.decode_worker) that feeds the model in this process.
 
 The parent watches every worker: a file that makes its worker crash or stall past the
 time limit is reported as failed, the worker is replaced, and the run goes on (invariant 4).
+
+Each worker has its own two pipes, tasks in and messages out, never shared with another
+worker: a worker that dies in the middle of a message (a decoder crashing while the worker's
+sending thread is blocked halfway through a part, the parent busy in a model call) takes only
+its own pipe with it. On a shared `multiprocessing.Queue` it left the queue's lock held and
+half a message in the pipe, and every later read waited forever. The parent holds no copy of
+a worker's writing end, so such a death reads as the end of that pipe.
 """
 
 from __future__ import annotations
@@ -13,166 +16,26 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import queue
-import signal
 import time
+from collections import deque
 from dataclasses import dataclass, field
-
-import numpy as np
+from multiprocessing.connection import wait
 
 from .config import UserError
+from .decode_worker import MESSAGES_PER_WORKER, Done, Fail, Message, Part, Ready, Restart, Start, Task, renice, worker_main
+
+# The engine speaks to the pool in the worker's messages: they are this module's too.
+__all__ = ["DEFAULT_FILE_TIMEOUT_S", "WORKER_NICENESS", "DecodePool", "Done", "Fail", "Message", "Part", "Restart",
+           "Start", "Task", "WorkerStartupError"]
 
 log = logging.getLogger(__name__)
 
-PART_WINDOWS = 8
 WORKER_NICENESS = 10         # beside a model whose ops span threads (DecodePool.set_niceness)
-POLL_S = 1.0                 # a worker's wait on its queues before it checks it is not orphaned
 DEFAULT_FILE_TIMEOUT_S = 300.0  # a file decoding longer than this is failed as stalled
-MESSAGES_PER_WORKER = 4      # decoded messages queued ahead of the model, per worker
+TASKS_PER_WORKER = 64        # files sent ahead to one worker (the engine keeps fewer in flight)
 EARLY_DEATHS_FATAL = 3       # workers dying before any work: the pool cannot start at all
 KILL_JOIN_S = 5.0            # wait for a killed worker to be reaped
-LOST_AFTER_IDLE_S = 2.0      # all idle with tasks never announced this long: they were lost
 CLOSE_GRACE_S = 2.0          # workers get this long to leave on close before being killed
-
-
-@dataclass
-class Task:
-    key: int
-    path: str
-    hop_s: float
-    measure: bool = True  # measured sound and fingerprint from the same decode (indexer.analysis)
-
-
-# Messages from a worker to the engine (small dataclasses: a part's mel array is what weighs).
-@dataclass
-class Start:
-    """Worker `wid` took the task `key`."""
-
-    wid: int
-    key: int
-
-
-@dataclass
-class Part:
-    """Up to PART_WINDOWS consecutive windows of the file, as log-mel for the model."""
-
-    wid: int
-    key: int
-    starts: list[float]
-    ends: list[float]
-    n_real: list[int]
-    mel: np.ndarray  # float32 (k, frames, mels)
-
-
-@dataclass
-class Done:
-    """The file is decoded; its parts (n_windows windows in all) were sent before this."""
-
-    wid: int
-    key: int
-    info: dict       # audio.AudioInfo fields
-    meta: dict       # metadata.read_metadata()
-    n_windows: int
-    analysis: object = None  # indexer.analysis.FileAnalysis, or None when not measured
-
-
-@dataclass
-class Fail:
-    """The file failed (wid -1: the pool gave up on it); reason is one line."""
-
-    wid: int
-    key: int
-    reason: str
-
-
-Message = Start | Part | Done | Fail
-
-
-_PARENT_PID: int | None = None
-
-
-def _exit_if_orphaned() -> None:
-    """A worker whose build was killed (kill -9, OOM killer) is re-parented: leave at once,
-    without the queue's exit handlers, which would wait on a pipe nobody reads."""
-    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
-        os._exit(0)
-
-
-def _put(results, msg) -> None:
-    """results.put that cannot block forever on a full queue whose reader died."""
-    while True:
-        try:
-            results.put(msg, timeout=POLL_S)
-            return
-        except queue.Full:
-            _exit_if_orphaned()
-
-
-def _worker_main(wid: int, fe_config: dict, tasks, results, niceness: int = 0) -> None:
-    global _PARENT_PID
-    _PARENT_PID = os.getppid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    if niceness and hasattr(os, "getpriority"):  # every thread, the BLAS pool numpy started included
-        renice(os.getpid(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    from .analysis import StreamAnalysis, analysis_result
-    from .decode import failure_reason, read_facts, window_parts
-    from .mel import LogMelFrontend
-
-    from .measure import k_weighting_sos
-
-    frontend = LogMelFrontend.from_config(fe_config)
-    frontend.parallel = 1  # this process is already one of several beside the model
-    # The meter's first use imports scipy.signal and pyloudnorm (a second or more of CPU): pay
-    # it now, before a file's stall clock starts, not inside the first file's time limit.
-    k_weighting_sos(48000)
-    while True:
-        try:
-            task = tasks.get(timeout=POLL_S)
-        except queue.Empty:
-            _exit_if_orphaned()
-            continue
-        if task is None:
-            return
-        _put(results, Start(wid, task.key))
-        try:
-            facts = read_facts(task.path)
-            analysis = StreamAnalysis() if task.measure else None
-            n = 0
-            for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis, facts):
-                _send_part(results, wid, task.key, part, frontend, torch)
-                n += len(part)
-            _put(results, Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis)))
-        except Exception as exc:  # a decoder bug must not take the run down
-            _put(results, Fail(wid, task.key, failure_reason(exc)))
-
-
-def _send_part(results, wid, key, windows, frontend, torch) -> None:
-    batch = torch.from_numpy(np.stack([w.samples for w in windows]))
-    with torch.inference_mode():
-        mel = frontend(batch).numpy()
-    _put(results, Part(wid, key, [w.start_s for w in windows], [w.end_s for w in windows],
-                       [w.n_real for w in windows], mel))
-
-
-def renice(pid: int, niceness: int) -> None:
-    """Set every thread of process `pid` to `niceness` (on Linux a pid's priority is its main
-    thread's alone); a process gone, or a rise not allowed, leaves it as it was. Where the OS
-    has no niceness (Windows) the workers keep their priority."""
-    if not hasattr(os, "setpriority"):
-        return
-    try:
-        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        threads = [pid]
-    for tid in threads:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, niceness)
-        except OSError:
-            pass
 
 
 class WorkerStartupError(UserError):
@@ -182,44 +45,64 @@ class WorkerStartupError(UserError):
 @dataclass
 class _Slot:
     proc: mp.Process
-    key: int | None = None
+    tasks: object            # this end of the worker's task pipe (Connection)
+    results: object          # this end of the worker's message pipe (Connection)
+    current: object          # shared with the worker: the key it is decoding now, else -1
+    assigned: list[int] = field(default_factory=list)  # keys sent to it and not answered, in order
+    key: int | None = None   # the task it announced last
     since: float = field(default_factory=time.monotonic)
     worked: bool = False
-    ignore: int | None = None
 
 
 class DecodePool:
-    """A fixed set of decode processes with per-file time limits and crash recovery."""
+    """A fixed set of decode processes with per-file time limits and crash recovery.
+
+    Each task goes to the worker that holds the fewest. A worker writes the key of the file
+    it decodes into memory it shares with this process, so when it dies the file that killed
+    it is known exactly, even when its last messages died with it: that file fails with the
+    crash; the files it held before it (decoded, their messages maybe lost) and after it are
+    decoded again (Restart: the engine forgets what came of them) by the other workers.
+    """
+
+    worker_main = staticmethod(worker_main)  # what a worker process runs (tests wrap it)
 
     def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
                  max_messages: int = 0, niceness: int = 0):
         self._ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         self._fe_config = fe_config
         self.niceness = niceness  # above this process's own (set_niceness)
-        self.tasks = self._ctx.Queue()
-        # The workers run ahead of the model by at most this many messages (parts of at most
-        # PART_WINDOWS windows): enough for a batch of one-window files (3 messages each)
+        # The workers run ahead of the model by at most this many messages in all (parts of at
+        # most decode_worker.PART_WINDOWS windows): enough for a batch of one-window files (3 messages each)
         # keeps them decoding while the model runs, and bounds memory whatever the file length.
-        self.results = self._ctx.Queue(maxsize=max(MESSAGES_PER_WORKER, workers * MESSAGES_PER_WORKER, max_messages))
+        total = max(MESSAGES_PER_WORKER, workers * MESSAGES_PER_WORKER, max_messages)
+        self._ahead = -(-total // max(1, workers))
         self.timeout = file_timeout_s
         self.slots: dict[int, _Slot] = {}
         self._next_wid = 0
         self.outstanding: dict[int, Task] = {}
-        self._started: set[int] = set()      # keys some worker announced
-        self._attempts: dict[int, int] = {}  # key -> times submitted
+        self._waiting: deque[Task] = deque()
+        self._replies: deque[Message] = deque()  # messages the pool itself has for the engine
         self._early_deaths = 0               # workers that died before doing any work
-        self._idle_since: float | None = None
+        self._last_read = -1                 # the worker whose message get() read last
         for _ in range(max(1, workers)):
             self._spawn()
 
     def _spawn(self) -> None:
         wid = self._next_wid
         self._next_wid += 1
+        task_out, task_in = self._ctx.Pipe(duplex=False)
+        msg_out, msg_in = self._ctx.Pipe(duplex=False)
+        current = self._ctx.RawValue("q", -1)
         proc = self._ctx.Process(
-            target=_worker_main, args=(wid, self._fe_config, self.tasks, self.results, self.niceness), daemon=True
+            target=self.worker_main,
+            args=(wid, self._fe_config, task_out, msg_in, current, self.niceness, self._ahead), daemon=True,
         )
         proc.start()
-        self.slots[wid] = _Slot(proc)
+        # The worker's ends are its own: a worker that dies closes its pipe for good.
+        task_out.close()
+        msg_in.close()
+        self.slots[wid] = _Slot(proc, task_in, msg_out, current)
+        self._dispatch()
 
     def set_niceness(self, niceness: int) -> None:
         """Run the workers, these and any that replace them, `niceness` above this process.
@@ -243,94 +126,109 @@ class DecodePool:
 
     def submit(self, task: Task) -> None:
         self.outstanding[task.key] = task
-        self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
-        self.tasks.put(task)
+        self._waiting.append(task)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand the waiting tasks out, each to the worker that holds the fewest."""
+        open_slots = list(self.slots.values())
+        while self._waiting and open_slots:
+            slot = min(open_slots, key=lambda sl: len(sl.assigned))
+            if len(slot.assigned) >= TASKS_PER_WORKER:
+                return
+            try:
+                slot.tasks.send(self._waiting[0])
+            except OSError:  # the worker is dying: get() will see its pipe end
+                open_slots.remove(slot)
+                continue
+            slot.assigned.append(self._waiting.popleft().key)
 
     def get(self, timeout: float) -> Message | None:
-        """The next message, or None; also yields Fail for crashed or stuck workers."""
-        try:
-            msg = self.results.get(timeout=timeout)
-        except queue.Empty:
+        """The next message, or None; also yields Fail and Restart for crashed or stuck workers."""
+        if self._replies:
+            return self._replies.popleft()
+        by_conn = {slot.results: wid for wid, slot in self.slots.items()}
+        ready = wait(list(by_conn), timeout)
+        if not ready:
             return self._check_health()
-        slot = self.slots.get(msg.wid)
-        if slot is None:  # a message from a worker we already replaced
-            return None
-        if isinstance(msg, (Done, Fail)) and msg.key not in self.outstanding:
-            return None  # a requeued task answered twice
+        # In turn: a worker whose messages wait must not wait behind a faster one for long.
+        wids = sorted(by_conn[c] for c in ready)
+        wid = next((w for w in wids if w > self._last_read), wids[0])
+        self._last_read = wid
+        slot = self.slots[wid]
+        try:
+            msg = slot.results.recv()
+        except (EOFError, OSError):  # the worker is gone, maybe halfway through a message
+            self._lost(wid, f"the decoder crashed (exit code {self._reap(slot)})")
+            return self._replies.popleft() if self._replies else None
         slot.worked = True
-        if isinstance(msg, Start):
-            if msg.key in self._started or msg.key not in self.outstanding:
-                # A requeued task that another worker already has: ignore this copy's output.
-                slot.key, slot.since, slot.ignore = None, time.monotonic(), msg.key
-                return None
-            slot.key, slot.since = msg.key, time.monotonic()
-            self._started.add(msg.key)
-            return msg
-        if slot.ignore == msg.key:
+        slot.since = time.monotonic()
+        if isinstance(msg, Ready):
             return None
-        elif isinstance(msg, Part):
-            slot.since = time.monotonic()
+        if isinstance(msg, Start):
+            slot.key = msg.key
         elif isinstance(msg, (Done, Fail)):
-            if slot.key != msg.key:
-                return None
             slot.key = None
+            if msg.key in slot.assigned:
+                slot.assigned.remove(msg.key)
             self.outstanding.pop(msg.key, None)
+            self._dispatch()
         return msg
 
-    def _check_health(self) -> Fail | None:
+    def _reap(self, slot: _Slot) -> int | None:
+        slot.proc.join(KILL_JOIN_S)
+        if slot.proc.is_alive():
+            slot.proc.kill()
+            slot.proc.join(1)
+        return slot.proc.exitcode
+
+    def _lost(self, wid: int, why: str) -> None:
+        """Replace worker `wid`, which died, and settle what it held."""
+        slot = self.slots.pop(wid)
+        for conn in (slot.tasks, slot.results):
+            conn.close()
+        crasher = slot.current.value if slot.worked else -1
+        if not slot.worked:  # it died before it was ready: nothing it held was touched
+            self._early_deaths += 1
+            if self._early_deaths >= EARLY_DEATHS_FATAL:
+                raise WorkerStartupError(
+                    f"decode worker processes die at start-up (exit code {slot.proc.exitcode}); "
+                    "if you call sfx-index from a script, guard it with `if __name__ == '__main__':`"
+                )
+        self._settle(wid, slot, crasher, why)
+        self._spawn()
+
+    def _settle(self, wid: int, slot: _Slot, culprit: int, why: str) -> None:
+        """Fail `culprit` with `why` if the worker held it; send the rest of what it held again."""
+        again = [k for k in slot.assigned if k != culprit]
+        if culprit in slot.assigned:
+            self.outstanding.pop(culprit, None)
+            self._replies.append(Fail(wid, culprit, why))
+        for key in reversed(again):
+            self._waiting.appendleft(self.outstanding[key])
+        self._replies.extend(Restart(wid, key) for key in again)
+        slot.assigned = []
+
+    def _check_health(self) -> Message | None:
         now = time.monotonic()
         for wid, slot in list(self.slots.items()):
-            dead = not slot.proc.is_alive()
-            stuck = slot.key is not None and now - slot.since > self.timeout
-            if not (dead or stuck):
+            if slot.key is None or now - slot.since <= self.timeout:
                 continue
-            key = slot.key
-            if dead and key is None and not slot.worked:
-                self._early_deaths += 1
-                if self._early_deaths >= EARLY_DEATHS_FATAL:
-                    raise WorkerStartupError(
-                        f"decode worker processes die at start-up (exit code {slot.proc.exitcode}); "
-                        "if you call sfx-index from a script, guard it with `if __name__ == '__main__':`"
-                    )
             slot.proc.kill()
-            slot.proc.join(KILL_JOIN_S)
-            del self.slots[wid]
+            self._reap(slot)
+            self.slots.pop(wid)
+            for conn in (slot.tasks, slot.results):
+                conn.close()
+            self._settle(wid, slot, slot.current.value, f"decoding stalled for more than {self.timeout:.0f} s")
             self._spawn()
-            if key is not None:
-                self.outstanding.pop(key, None)
-                why = (
-                    f"decoding stalled for more than {self.timeout:.0f} s"
-                    if stuck and not dead
-                    else f"the decoder crashed (exit code {slot.proc.exitcode})"
-                )
-                return Fail(wid, key, why)
-        return self._requeue_lost(now)
-
-    def _requeue_lost(self, now: float) -> Fail | None:
-        """Tasks taken by a worker that died before announcing them: send again, or fail."""
-        idle = all(slot.key is None for slot in self.slots.values())
-        lost = [k for k in self.outstanding if k not in self._started]
-        if not (idle and lost and self.tasks.empty()):
-            self._idle_since = None
-            return None
-        if self._idle_since is None:
-            self._idle_since = now
-            return None
-        if now - self._idle_since < LOST_AFTER_IDLE_S:
-            return None
-        self._idle_since = None
-        for key in lost:
-            if self._attempts.get(key, 0) >= 2:
-                self.outstanding.pop(key, None)
-                return Fail(-1, key, "the decoder was lost twice on this file")
-            self.submit(self.outstanding[key])
+            return self._replies.popleft() if self._replies else None
         return None
 
     def close(self) -> None:
-        for _ in self.slots:
+        for slot in self.slots.values():
             try:
-                self.tasks.put_nowait(None)
-            except Exception:
+                slot.tasks.send(None)
+            except OSError:
                 pass
         deadline = time.monotonic() + CLOSE_GRACE_S
         for slot in self.slots.values():
@@ -338,6 +236,6 @@ class DecodePool:
             if slot.proc.is_alive():
                 slot.proc.kill()
                 slot.proc.join(1)
-        for q in (self.tasks, self.results):
-            q.cancel_join_thread()
-            q.close()
+            for conn in (slot.tasks, slot.results):
+                conn.close()
+        self.slots = {}

@@ -59,10 +59,8 @@ def test_set_niceness_reaches_every_thread_of_the_workers_and_their_replacements
         pool.set_niceness(10)
         assert _thread_niceness(slot.proc.pid) == {base + 10}
 
-        # A worker that leaves is replaced at the niceness the pool runs at now. (It leaves on
-        # the pool's own stop signal: a kill while it waits on the shared task queue would
-        # take the queue's lock with it.)
-        pool.tasks.put(None)
+        # A worker that dies is replaced at the niceness the pool runs at now.
+        slot.proc.kill()
         slot.proc.join(30)
         deadline = time.monotonic() + 30
         while slot.proc.pid in [s.proc.pid for s in pool.slots.values()] and time.monotonic() < deadline:

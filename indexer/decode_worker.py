@@ -1,0 +1,202 @@
+"""One decode worker: a process that turns files into log-mel windows for the model.
+
+It decodes, downmixes, resamples and computes the mel frontend for one file at a time and
+sends the result back in parts of a few windows, so that memory stays bounded for an
+hours-long file and the model (in the parent) is fed while the next file decodes. Tasks come
+in on one pipe and messages go out on another, both its own (indexer.workers.DecodePool
+starts the workers and watches them); a sending thread lets it decode on while a part waits
+for the parent to read it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+PART_WINDOWS = 8
+POLL_S = 1.0                 # a worker's wait on its pipes before it checks it is not orphaned
+MESSAGES_PER_WORKER = 4      # decoded messages queued ahead of the model, per worker
+
+
+@dataclass
+class Task:
+    key: int
+    path: str
+    hop_s: float
+    measure: bool = True  # measured sound and fingerprint from the same decode (indexer.analysis)
+
+
+# Messages from a worker to the engine (small dataclasses: a part's mel array is what weighs).
+@dataclass
+class Start:
+    """Worker `wid` took the task `key`."""
+
+    wid: int
+    key: int
+
+
+@dataclass
+class Part:
+    """Up to PART_WINDOWS consecutive windows of the file, as log-mel for the model."""
+
+    wid: int
+    key: int
+    starts: list[float]
+    ends: list[float]
+    n_real: list[int]
+    mel: np.ndarray  # float32 (k, frames, mels)
+
+
+@dataclass
+class Done:
+    """The file is decoded; its parts (n_windows windows in all) were sent before this."""
+
+    wid: int
+    key: int
+    info: dict       # audio.AudioInfo fields
+    meta: dict       # metadata.read_metadata()
+    n_windows: int
+    analysis: object = None  # indexer.analysis.FileAnalysis, or None when not measured
+
+
+@dataclass
+class Fail:
+    """The file failed (wid -1: the pool gave up on it); reason is one line."""
+
+    wid: int
+    key: int
+    reason: str
+
+
+@dataclass
+class Ready:
+    """Worker `wid` started (its imports done); the pool keeps this one to itself."""
+
+    wid: int
+
+
+@dataclass
+class Restart:
+    """The file is decoded again from its start (its worker died with it unfinished, maybe
+    through no fault of its own): forget what came of it so far."""
+
+    wid: int
+    key: int
+
+
+Message = Ready | Start | Part | Done | Fail | Restart
+
+
+_PARENT_PID: int | None = None
+
+
+def _exit_if_orphaned() -> None:
+    """A worker whose build was killed (kill -9, OOM killer) is re-parented: leave at once."""
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+        os._exit(0)
+
+
+def _put(outbox: queue.Queue, msg) -> None:
+    """outbox.put that cannot block forever when the parent is gone."""
+    while True:
+        try:
+            outbox.put(msg, timeout=POLL_S)
+            return
+        except queue.Full:
+            _exit_if_orphaned()
+
+
+def _send_loop(outbox: queue.Queue, results) -> None:
+    """The worker's sending thread: messages in order, until None. The decoding thread goes on
+    while a part waits for the parent, which reads between model calls."""
+    while (msg := outbox.get()) is not None:
+        try:
+            results.send(msg)
+        except OSError:  # the parent is gone
+            os._exit(0)
+
+
+def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: int = 0,
+                 ahead: int = MESSAGES_PER_WORKER) -> None:
+    """The worker process: `tasks` and `results` are its ends of its two pipes; `current`
+    (shared memory) holds the key of the file it decodes, -1 between files, so that the pool
+    knows which file a crash came from even when the messages before it are lost."""
+    global _PARENT_PID
+    _PARENT_PID = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    if niceness and hasattr(os, "getpriority"):  # every thread, the BLAS pool numpy started included
+        renice(os.getpid(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from .analysis import StreamAnalysis, analysis_result
+    from .decode import failure_reason, read_facts, window_parts
+    from .mel import LogMelFrontend
+
+    from .measure import k_weighting_sos
+
+    frontend = LogMelFrontend.from_config(fe_config)
+    frontend.parallel = 1  # this process is already one of several beside the model
+    # The meter's first use imports scipy.signal and pyloudnorm (a second or more of CPU): pay
+    # it now, before a file's stall clock starts, not inside the first file's time limit.
+    k_weighting_sos(48000)
+    results.send(Ready(wid))  # before any task: a death before it is a start-up failure
+    outbox: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    sender = threading.Thread(target=_send_loop, args=(outbox, results), daemon=True)
+    sender.start()
+    while True:
+        try:
+            if not tasks.poll(POLL_S):
+                _exit_if_orphaned()
+                continue
+            task = tasks.recv()
+        except (EOFError, OSError):  # the parent is gone
+            os._exit(0)
+        if task is None:
+            break
+        current.value = task.key
+        _put(outbox, Start(wid, task.key))
+        try:
+            facts = read_facts(task.path)
+            analysis = StreamAnalysis() if task.measure else None
+            n = 0
+            for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis, facts):
+                _send_part(outbox, wid, task.key, part, frontend, torch)
+                n += len(part)
+            _put(outbox, Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis)))
+        except Exception as exc:  # a decoder bug must not take the run down
+            _put(outbox, Fail(wid, task.key, failure_reason(exc)))
+        current.value = -1
+    _put(outbox, None)
+    sender.join()
+
+
+def _send_part(outbox, wid, key, windows, frontend, torch) -> None:
+    batch = torch.from_numpy(np.stack([w.samples for w in windows]))
+    with torch.inference_mode():
+        mel = frontend(batch).numpy()
+    _put(outbox, Part(wid, key, [w.start_s for w in windows], [w.end_s for w in windows],
+                      [w.n_real for w in windows], mel))
+
+
+def renice(pid: int, niceness: int) -> None:
+    """Set every thread of process `pid` to `niceness` (on Linux a pid's priority is its main
+    thread's alone); a process gone, or a rise not allowed, leaves it as it was. Where the OS
+    has no niceness (Windows) the workers keep their priority."""
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except OSError:
+            pass

@@ -1,0 +1,145 @@
+"""A decoder that crashes while its worker is halfway through sending a part (workers.DecodePool).
+
+The model call in the parent takes a while, the worker's next part fills the pipe and its
+sending thread waits halfway through it; then the worker's decoder crashes on the next file.
+On a shared multiprocessing.Queue that left the queue's lock held and half a message in the
+pipe: the build waited forever. Each worker now has its own pipes, so the death reads as the
+end of that worker's pipe: the file it was sending is decoded again from its start, the file
+that crashed it fails with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import audiogen
+from indexer import clap, decode_worker, workers
+from indexer.engine import LocalEngine
+
+
+def _crash_on_probe(*args):
+    """decode_worker.worker_main with a decoder that dies on CRASH_* files (module level: the
+    spawned worker imports it by name)."""
+    import signal
+
+    import indexer.audio as audio
+
+    real_probe = audio.probe
+
+    def probe(path):
+        if os.path.basename(path).startswith("CRASH_"):
+            os.kill(os.getpid(), signal.SIGKILL)  # a hard crash inside a decoder library
+        return real_probe(path)
+
+    audio.probe = probe
+    decode_worker.worker_main(*args)
+
+
+class _SlowModel:
+    """Its first call takes long enough for the worker to fill its pipe and crash behind it."""
+
+    def __init__(self, first_call_s: float):
+        self.first_call_s = first_call_s
+        self.calls = 0
+        self.rows = 0
+
+    def audio_ops_span_threads(self) -> bool:
+        return False
+
+    def embed_mel(self, mel, n_real=None):
+        self.calls += 1
+        self.rows += len(mel)
+        if self.calls == 1:
+            time.sleep(self.first_call_s)
+        # A window's vector from its own mel, so a file's vectors show where they came from.
+        v = mel.reshape(len(mel), -1)[:, :8].astype(np.float32) + 1.0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_a_crash_while_a_part_is_half_sent_costs_only_the_crashing_file(tiny_clap, tmp_path, monkeypatch):
+    long_file = audiogen.write_audio(tmp_path / "long.wav", audiogen.noise(48000, 120.0, seed=3), 48000)
+    crasher = audiogen.write_audio(tmp_path / "CRASH_decoder.wav", audiogen.sine(48000, 2.0), 48000)
+    after = audiogen.write_audio(tmp_path / "after.wav", audiogen.sine(48000, 3.0), 48000)
+    monkeypatch.setattr(workers.DecodePool, "worker_main", staticmethod(_crash_on_probe))
+    fe_config, _ = clap.load_frontend(str(tiny_clap))
+    pools = []
+
+    def pool_factory():
+        pools.append(workers.DecodePool(dict(fe_config), 1))
+        return pools[-1]
+
+    model = _SlowModel(first_call_s=4.0)
+    engine = LocalEngine(pool_factory, lambda: model, batch_size=4, capacity=4, measure=False)
+    results = {}
+    finished = threading.Event()
+
+    def run():
+        for key, path in enumerate((long_file, crasher, after)):
+            engine.submit(key, str(path))
+        deadline = time.monotonic() + 180
+        while len(results) < 3 and time.monotonic() < deadline:
+            for r in engine.poll(0.5, final=True):
+                results[r.key] = r
+        finished.set()
+
+    reader = threading.Thread(target=run, daemon=True)
+    reader.start()
+    try:
+        assert finished.wait(240), "the build's reads never returned: it hung on the dead worker's pipe"
+        reader.join(5)
+        (pool,) = pools
+        # The crash happened while the long file's second part was in the pipe.
+        first_part_bytes = 8 * np.zeros(tuple(_mel_shape(fe_config)), np.float32).nbytes
+        assert first_part_bytes > 1 << 16  # more than a pipe holds: the sender waited halfway
+        assert set(results) == {0, 1, 2}
+        assert "crashed" in (results[1].error or ""), results[1].error
+        for key, seconds in ((0, 120.0), (2, 3.0)):
+            r = results[key]
+            assert r.error is None, r.error
+            # Whole, once: the part that came before the crash was dropped, not kept twice.
+            assert [c[0] for c in r.chunks] == list(range(len(r.chunks)))
+            assert r.chunks[-1][2] == pytest.approx(seconds, abs=0.01)
+            assert r.vectors.shape == (len(r.chunks), 8)
+        assert engine.windows == len(results[0].chunks) + len(results[2].chunks)
+        # The long file's first part went through the model before the crash, and again after.
+        assert model.rows == engine.windows + 8
+        assert len(pool.slots) == 1 and all(s.proc.is_alive() for s in pool.slots.values())
+    finally:
+        engine.close()
+
+
+def _mel_shape(fe_config) -> tuple[int, int]:
+    from indexer.mel import LogMelFrontend
+
+    frontend = LogMelFrontend.from_config(dict(fe_config))
+    import torch
+
+    return tuple(frontend(torch.zeros(1, 480_000)).shape[1:])
+
+
+def test_a_worker_that_dies_before_it_is_ready_gives_its_files_to_the_next(tiny_clap, tmp_path):
+    """A worker killed before its Ready message: its files were never touched, so they go to
+    the next worker instead of failing (the Restart tells the engine; there is nothing to drop)."""
+    path = audiogen.write_audio(tmp_path / "tone.wav", audiogen.sine(48000, 3.0), 48000)
+    fe_config, _ = clap.load_frontend(str(tiny_clap))
+    pool = workers.DecodePool(dict(fe_config), 1)
+    try:
+        (slot,) = pool.slots.values()
+        pool.submit(workers.Task(7, str(path), 10.0, False))
+        slot.proc.kill()  # at once: long before its imports are done
+        slot.proc.join(10)
+        got = []
+        deadline = time.monotonic() + 120
+        while not any(isinstance(m, (workers.Done, workers.Fail)) for m in got) and time.monotonic() < deadline:
+            msg = pool.get(timeout=0.5)
+            if msg is not None:
+                got.append(msg)
+        assert [type(m).__name__ for m in got] == ["Restart", "Start", "Part", "Done"]
+        assert all(m.key == 7 for m in got)
+    finally:
+        pool.close()
