@@ -143,3 +143,26 @@ def test_a_worker_that_dies_before_it_is_ready_gives_its_files_to_the_next(tiny_
         assert all(m.key == 7 for m in got)
     finally:
         pool.close()
+
+
+def test_a_script_without_a_main_guard_gets_one_clear_line_not_a_hang(tiny_clap, tmp_path):
+    """Spawned workers import the caller's main module again: without `if __name__ ==
+    '__main__':` each dies at start-up, before it is ready, and the build says what to do."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    library = tmp_path / "library"
+    audiogen.write_audio(library / "tone.wav", audiogen.sine(48000, 2.0), 48000)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from indexer import pipeline\n"
+        "from indexer.config import Settings\n"
+        f"settings = Settings(index_dir={str(tmp_path / 'index')!r}, model={str(tiny_clap)!r})\n"
+        f"pipeline.build(settings, [{str(library)!r}], workers=1, progress=False)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    assert "guard it with `if __name__ == '__main__':`" in proc.stderr, proc.stderr[-2000:]
