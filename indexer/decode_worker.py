@@ -5,7 +5,7 @@ sends the result back in parts of a few windows, so that memory stays bounded fo
 hours-long file and the model (in the parent) is fed while the next file decodes. Tasks come
 in on one pipe and messages go out on another, both its own (indexer.workers.DecodePool
 starts the workers and watches them); a sending thread lets it decode on while a part waits
-for the parent to read it.
+for the parent to read it, and a receiving thread takes tasks off their pipe as they come.
 """
 
 from __future__ import annotations
@@ -121,6 +121,20 @@ def _send_loop(outbox: queue.Queue, results) -> None:
             os._exit(0)
 
 
+def _receive_loop(tasks, inbox: queue.Queue) -> None:
+    """The worker's receiving thread: tasks off the pipe as soon as they come, so that the
+    build never waits to send one (it may hold dozens, and a pipe holds 64 KB) while this
+    worker waits for the build to read its messages."""
+    while True:
+        try:
+            task = tasks.recv()
+        except (EOFError, OSError):  # the parent is gone
+            os._exit(0)
+        inbox.put(task)
+        if task is None:
+            return
+
+
 def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: int = 0,
                  ahead: int = MESSAGES_PER_WORKER) -> None:
     """The worker process: `tasks` and `results` are its ends of its two pipes; `current`
@@ -150,14 +164,14 @@ def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: in
     outbox: queue.Queue = queue.Queue(maxsize=max(1, ahead))
     sender = threading.Thread(target=_send_loop, args=(outbox, results), daemon=True)
     sender.start()
+    inbox: queue.Queue = queue.Queue()
+    threading.Thread(target=_receive_loop, args=(tasks, inbox), daemon=True).start()
     while True:
         try:
-            if not tasks.poll(POLL_S):
-                _exit_if_orphaned()
-                continue
-            task = tasks.recv()
-        except (EOFError, OSError):  # the parent is gone
-            os._exit(0)
+            task = inbox.get(timeout=POLL_S)
+        except queue.Empty:
+            _exit_if_orphaned()
+            continue
         if task is None:
             break
         current.value = task.key
