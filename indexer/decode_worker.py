@@ -111,14 +111,22 @@ def _put(outbox: queue.Queue, msg) -> None:
             _exit_if_orphaned()
 
 
-def _send_loop(outbox: queue.Queue, results) -> None:
+def _send_loop(outbox: queue.Queue, results, wid: int) -> None:
     """The worker's sending thread: messages in order, until None. The decoding thread goes on
-    while a part waits for the parent, which reads between model calls."""
+    while a part waits for the parent, which reads between model calls. A message that cannot
+    be pickled fails its file; any other failure ends the process, which the pool sees as the
+    end of the pipe (a worker whose sender died silently would hold its files forever)."""
+    from multiprocessing.reduction import ForkingPickler
+
     while (msg := outbox.get()) is not None:
         try:
-            results.send(msg)
-        except OSError:  # the parent is gone
-            os._exit(0)
+            data = ForkingPickler.dumps(msg)
+        except Exception as exc:
+            data = ForkingPickler.dumps(Fail(wid, msg.key, f"its decoded data could not be passed on ({exc})"))
+        try:
+            results.send_bytes(data)
+        except BaseException:  # the parent is gone, or out of memory
+            os._exit(70)
 
 
 def _receive_loop(tasks, inbox: queue.Queue) -> None:
@@ -162,7 +170,7 @@ def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: in
     k_weighting_sos(48000)
     results.send(Ready(wid))  # before any task: a death before it is a start-up failure
     outbox: queue.Queue = queue.Queue(maxsize=max(1, ahead))
-    sender = threading.Thread(target=_send_loop, args=(outbox, results), daemon=True)
+    sender = threading.Thread(target=_send_loop, args=(outbox, results, wid), daemon=True)
     sender.start()
     inbox: queue.Queue = queue.Queue()
     threading.Thread(target=_receive_loop, args=(tasks, inbox), daemon=True).start()
@@ -183,10 +191,12 @@ def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: in
             for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis, facts):
                 _send_part(outbox, wid, task.key, part, frontend, torch)
                 n += len(part)
-            _put(outbox, Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis)))
+            answer = Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis))
         except Exception as exc:  # a decoder bug must not take the run down
-            _put(outbox, Fail(wid, task.key, failure_reason(exc)))
+            answer = Fail(wid, task.key, failure_reason(exc))
+        # Decoded: a death from here on (the answer waiting for room) is not this file's doing.
         current.value = -1
+        _put(outbox, answer)
     _put(outbox, None)
     sender.join()
 

@@ -100,6 +100,7 @@ class LocalEngine:
                 elif isinstance(msg, Done):
                     f.info, f.meta, f.decoded, f.analysis = msg.info, msg.meta, msg.n_windows, msg.analysis
                 elif isinstance(msg, Fail):
+                    self.windows -= f.embedded
                     del self._files[msg.key]
                     self._mel = [m for m in self._mel if m[0] != msg.key]
                     out.append(FileResult(msg.key, error=msg.reason))

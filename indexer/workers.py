@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 WORKER_NICENESS = 10         # beside a model whose ops span threads (DecodePool.set_niceness)
 DEFAULT_FILE_TIMEOUT_S = 300.0  # a file decoding longer than this is failed as stalled
-TASKS_PER_WORKER = 64        # files sent ahead to one worker (the engine keeps fewer in flight)
+MAX_RESTARTS = 2             # a file decoded again after its worker died, at most this often
+HEALTH_EVERY_S = 1.0         # stuck workers are looked for at least this often
 EARLY_DEATHS_FATAL = 3       # workers dying before any work: the pool cannot start at all
 KILL_JOIN_S = 5.0            # wait for a killed worker to be reaped
 CLOSE_GRACE_S = 2.0          # workers get this long to leave on close before being killed
@@ -76,6 +77,9 @@ class DecodePool:
         # keeps them decoding while the model runs, and bounds memory whatever the file length.
         total = max(MESSAGES_PER_WORKER, workers * MESSAGES_PER_WORKER, max_messages)
         self._ahead = -(-total // max(1, workers))
+        # Files sent ahead to one worker: as many as its messages, so that it never waits for a
+        # task while the model runs; the rest wait here for whichever worker frees up first.
+        self._depth = max(4, self._ahead)
         self.timeout = file_timeout_s
         self.slots: dict[int, _Slot] = {}
         self._next_wid = 0
@@ -84,6 +88,8 @@ class DecodePool:
         self._replies: deque[Message] = deque()  # messages the pool itself has for the engine
         self._early_deaths = 0               # workers that died before doing any work
         self._last_read = -1                 # the worker whose message get() read last
+        self._checked = time.monotonic()     # the last health check
+        self._restarts: dict[int, int] = {}  # key -> times decoded again after a death
         for _ in range(max(1, workers)):
             self._spawn()
 
@@ -134,7 +140,7 @@ class DecodePool:
         open_slots = list(self.slots.values())
         while self._waiting and open_slots:
             slot = min(open_slots, key=lambda sl: len(sl.assigned))
-            if len(slot.assigned) >= TASKS_PER_WORKER:
+            if len(slot.assigned) >= self._depth:
                 return
             try:
                 slot.tasks.send(self._waiting[0])
@@ -145,22 +151,38 @@ class DecodePool:
 
     def get(self, timeout: float) -> Message | None:
         """The next message, or None; also yields Fail and Restart for crashed or stuck workers."""
-        if self._replies:
-            return self._replies.popleft()
-        by_conn = {slot.results: wid for wid, slot in self.slots.items()}
-        ready = wait(list(by_conn), timeout)
-        if not ready:
-            return self._check_health()
-        # In turn: a worker whose messages wait must not wait behind a faster one for long.
-        wids = sorted(by_conn[c] for c in ready)
-        wid = next((w for w in wids if w > self._last_read), wids[0])
-        self._last_read = wid
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._replies:
+                return self._replies.popleft()
+            # Every second at least, busy or not: one worker's flow must not hide another's stall.
+            if time.monotonic() - self._checked >= HEALTH_EVERY_S:
+                self._check_health()
+                if self._replies:
+                    continue
+            by_conn = {slot.results: wid for wid, slot in self.slots.items()}
+            ready = wait(list(by_conn), max(0.0, min(deadline - time.monotonic(), HEALTH_EVERY_S)))
+            if not ready:
+                if time.monotonic() >= deadline:
+                    self._check_health()
+                    return self._replies.popleft() if self._replies else None
+                continue
+            # In turn: a worker whose messages wait must not wait behind a faster one for long.
+            wids = sorted(by_conn[c] for c in ready)
+            wid = next((w for w in wids if w > self._last_read), wids[0])
+            self._last_read = wid
+            msg = self._read(wid)
+            if msg is not None:
+                return msg
+
+    def _read(self, wid: int) -> Message | None:
+        """One message of worker `wid`; None for the pool's own (Ready) or when it died."""
         slot = self.slots[wid]
         try:
             msg = slot.results.recv()
         except (EOFError, OSError):  # the worker is gone, maybe halfway through a message
             self._lost(wid, f"the decoder crashed (exit code {self._reap(slot)})")
-            return self._replies.popleft() if self._replies else None
+            return None
         slot.worked = True
         slot.since = time.monotonic()
         if isinstance(msg, Ready):
@@ -172,6 +194,7 @@ class DecodePool:
             if msg.key in slot.assigned:
                 slot.assigned.remove(msg.key)
             self.outstanding.pop(msg.key, None)
+            self._restarts.pop(msg.key, None)
             self._dispatch()
         return msg
 
@@ -195,34 +218,49 @@ class DecodePool:
                     f"decode worker processes die at start-up (exit code {slot.proc.exitcode}); "
                     "if you call sfx-index from a script, guard it with `if __name__ == '__main__':`"
                 )
-        self._settle(wid, slot, crasher, why)
+        self._settle(wid, slot, crasher, why, counted=slot.worked)
         self._spawn()
 
-    def _settle(self, wid: int, slot: _Slot, culprit: int, why: str) -> None:
-        """Fail `culprit` with `why` if the worker held it; send the rest of what it held again."""
-        again = [k for k in slot.assigned if k != culprit]
-        if culprit in slot.assigned:
-            self.outstanding.pop(culprit, None)
-            self._replies.append(Fail(wid, culprit, why))
+    def _settle(self, wid: int, slot: _Slot, culprit: int, why: str, *, counted: bool = True) -> None:
+        """Fail `culprit` with `why` if the worker held it; send the rest of what it held again.
+        A death that names none of them counts against each (`counted`), and a file that such
+        deaths took MAX_RESTARTS + 1 times fails: they cannot repeat forever."""
+        anonymous = counted and culprit not in slot.assigned
+        again = []
+        for key in slot.assigned:
+            self._restarts[key] = self._restarts.get(key, 0) + anonymous
+            if key == culprit or self._restarts[key] > MAX_RESTARTS:
+                self.outstanding.pop(key, None)
+                self._restarts.pop(key, None)
+                reason = why if key == culprit else f"its decoder died {MAX_RESTARTS + 1} times with it unfinished"
+                self._replies.append(Fail(wid, key, reason))
+            else:
+                again.append(key)
         for key in reversed(again):
             self._waiting.appendleft(self.outstanding[key])
         self._replies.extend(Restart(wid, key) for key in again)
         slot.assigned = []
 
-    def _check_health(self) -> Message | None:
-        now = time.monotonic()
+    def _check_health(self) -> None:
+        """Replace workers stuck on a file (or in their start-up) past the time limit; what
+        that settles waits in _replies."""
+        now = self._checked = time.monotonic()
         for wid, slot in list(self.slots.items()):
-            if slot.key is None or now - slot.since <= self.timeout:
+            starting = not slot.worked
+            if (slot.key is None and not starting) or now - slot.since <= self.timeout:
+                continue
+            if slot.results.poll():  # its messages wait for this process: it is this one behind
                 continue
             slot.proc.kill()
             self._reap(slot)
+            if starting:
+                self._lost(wid, "")
+                continue
             self.slots.pop(wid)
             for conn in (slot.tasks, slot.results):
                 conn.close()
             self._settle(wid, slot, slot.current.value, f"decoding stalled for more than {self.timeout:.0f} s")
             self._spawn()
-            return self._replies.popleft() if self._replies else None
-        return None
 
     def close(self) -> None:
         for slot in self.slots.values():
@@ -230,12 +268,13 @@ class DecodePool:
                 slot.tasks.send(None)
             except OSError:
                 pass
+            # Nobody reads from here on: a worker's sender waiting on its pipe leaves at once.
+            slot.results.close()
         deadline = time.monotonic() + CLOSE_GRACE_S
         for slot in self.slots.values():
             slot.proc.join(max(0.0, deadline - time.monotonic()))
             if slot.proc.is_alive():
                 slot.proc.kill()
                 slot.proc.join(1)
-            for conn in (slot.tasks, slot.results):
-                conn.close()
+            slot.tasks.close()
         self.slots = {}

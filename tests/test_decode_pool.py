@@ -21,10 +21,15 @@ import audiogen
 from indexer import clap, decode_worker, workers
 from indexer.engine import LocalEngine
 
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the crashes are SIGKILLs")
+
+
+CRASH_AFTER = "SFX_TEST_CRASH_AFTER"  # a file whose existence lets the crash happen
+
 
 def _crash_on_probe(*args):
-    """decode_worker.worker_main with a decoder that dies on CRASH_* files (module level: the
-    spawned worker imports it by name)."""
+    """decode_worker.worker_main with a decoder that dies on CRASH_* files, once the file named
+    by $SFX_TEST_CRASH_AFTER exists (module level: the spawned worker imports it by name)."""
     import signal
 
     import indexer.audio as audio
@@ -33,6 +38,9 @@ def _crash_on_probe(*args):
 
     def probe(path):
         if os.path.basename(path).startswith("CRASH_"):
+            flag = os.environ.get(CRASH_AFTER)
+            while flag and not os.path.exists(flag):
+                time.sleep(0.01)
             os.kill(os.getpid(), signal.SIGKILL)  # a hard crash inside a decoder library
         return real_probe(path)
 
@@ -41,10 +49,12 @@ def _crash_on_probe(*args):
 
 
 class _SlowModel:
-    """Its first call takes long enough for the worker to fill its pipe and crash behind it."""
+    """Its first call takes long enough for the worker to fill its pipe and crash behind it;
+    it lets the crash happen (the flag) once it has started."""
 
-    def __init__(self, first_call_s: float):
+    def __init__(self, first_call_s: float, flag):
         self.first_call_s = first_call_s
+        self.flag = flag
         self.calls = 0
         self.rows = 0
 
@@ -55,6 +65,7 @@ class _SlowModel:
         self.calls += 1
         self.rows += len(mel)
         if self.calls == 1:
+            self.flag.touch()
             time.sleep(self.first_call_s)
         # A window's vector from its own mel, so a file's vectors show where they came from.
         v = mel.reshape(len(mel), -1)[:, :8].astype(np.float32) + 1.0
@@ -66,6 +77,8 @@ def test_a_crash_while_a_part_is_half_sent_costs_only_the_crashing_file(tiny_cla
     crasher = audiogen.write_audio(tmp_path / "CRASH_decoder.wav", audiogen.sine(48000, 2.0), 48000)
     after = audiogen.write_audio(tmp_path / "after.wav", audiogen.sine(48000, 3.0), 48000)
     monkeypatch.setattr(workers.DecodePool, "worker_main", staticmethod(_crash_on_probe))
+    flag = tmp_path / "model-started"
+    monkeypatch.setenv(CRASH_AFTER, str(flag))
     fe_config, _ = clap.load_frontend(str(tiny_clap))
     pools = []
 
@@ -73,7 +86,7 @@ def test_a_crash_while_a_part_is_half_sent_costs_only_the_crashing_file(tiny_cla
         pools.append(workers.DecodePool(dict(fe_config), 1))
         return pools[-1]
 
-    model = _SlowModel(first_call_s=4.0)
+    model = _SlowModel(first_call_s=4.0, flag=flag)
     engine = LocalEngine(pool_factory, lambda: model, batch_size=4, capacity=4, measure=False)
     results = {}
     finished = threading.Event()
@@ -93,9 +106,9 @@ def test_a_crash_while_a_part_is_half_sent_costs_only_the_crashing_file(tiny_cla
         assert finished.wait(240), "the build's reads never returned: it hung on the dead worker's pipe"
         reader.join(5)
         (pool,) = pools
-        # The crash happened while the long file's second part was in the pipe.
-        first_part_bytes = 8 * np.zeros(tuple(_mel_shape(fe_config)), np.float32).nbytes
-        assert first_part_bytes > 1 << 16  # more than a pipe holds: the sender waited halfway
+        # The long file's second part (4 windows) is more than a pipe holds: when the decoder
+        # crashed, the worker's sender was halfway through it.
+        assert 4 * np.zeros(tuple(_mel_shape(fe_config)), np.float32).nbytes > 1 << 16
         assert set(results) == {0, 1, 2}
         assert "crashed" in (results[1].error or ""), results[1].error
         for key, seconds in ((0, 120.0), (2, 3.0)):
@@ -166,3 +179,42 @@ def test_a_script_without_a_main_guard_gets_one_clear_line_not_a_hang(tiny_clap,
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode != 0
     assert "guard it with `if __name__ == '__main__':`" in proc.stderr, proc.stderr[-2000:]
+
+
+def _unpicklable_meta(*args):
+    """decode_worker.worker_main whose UNPICKLABLE_* files carry metadata pickle refuses."""
+    import indexer.decode as decode
+
+    real = decode.read_facts
+
+    def read_facts(path):
+        facts = real(path)
+        if os.path.basename(path).startswith("UNPICKLABLE_"):
+            facts.meta["x"] = lambda: None
+        return facts
+
+    decode.read_facts = read_facts
+    decode_worker.worker_main(*args)
+
+
+def test_a_message_that_cannot_be_sent_fails_its_file_and_the_worker_goes_on(tiny_clap, tmp_path, monkeypatch):
+    monkeypatch.setattr(workers.DecodePool, "worker_main", staticmethod(_unpicklable_meta))
+    bad = audiogen.write_audio(tmp_path / "UNPICKLABLE_tone.wav", audiogen.sine(48000, 2.0), 48000)
+    good = audiogen.write_audio(tmp_path / "tone.wav", audiogen.sine(48000, 2.0), 48000)
+    fe_config, _ = clap.load_frontend(str(tiny_clap))
+    pool = workers.DecodePool(dict(fe_config), 1)
+    try:
+        pool.submit(workers.Task(1, str(bad), 10.0, False))
+        pool.submit(workers.Task(2, str(good), 10.0, False))
+        answers = {}
+        deadline = time.monotonic() + 120
+        while len(answers) < 2 and time.monotonic() < deadline:
+            msg = pool.get(timeout=0.5)
+            if isinstance(msg, (workers.Done, workers.Fail)):
+                answers[msg.key] = msg
+        assert isinstance(answers[1], workers.Fail) and "could not be passed on" in answers[1].reason
+        assert isinstance(answers[2], workers.Done) and answers[2].n_windows == 1
+        (slot,) = pool.slots.values()
+        assert slot.proc.is_alive()
+    finally:
+        pool.close()

@@ -53,7 +53,7 @@ def test_set_niceness_reaches_every_thread_of_the_workers_and_their_replacements
         _decode(pool, path, 1)
         (slot,) = pool.slots.values()
         threads = os.listdir(f"/proc/{slot.proc.pid}/task")
-        assert len(threads) > 1  # the main thread and the result queue's feeder at least
+        assert len(threads) > 1  # the main thread and its sending and receiving threads at least
         assert _thread_niceness(slot.proc.pid) == {base}
 
         pool.set_niceness(10)
