@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from .config import UserError
-from .decode_worker import MESSAGES_PER_WORKER, Done, Fail, Message, Part, Ready, Restart, Start, Task, renice, worker_main
+from .decode_worker import (MESSAGES_PER_WORKER, Done, Fail, Message, Part, Ready, Restart, Start, Task, renice,
+                            worker_main)
 
 # The engine speaks to the pool in the worker's messages: they are this module's too.
 __all__ = ["DEFAULT_FILE_TIMEOUT_S", "WORKER_NICENESS", "DecodePool", "Done", "Fail", "Message", "Part", "Restart",
@@ -73,8 +74,9 @@ class DecodePool:
         self._fe_config = fe_config
         self.niceness = niceness  # above this process's own (set_niceness)
         # The workers run ahead of the model by at most this many messages in all (parts of at
-        # most decode_worker.PART_WINDOWS windows): enough for a batch of one-window files (3 messages each)
-        # keeps them decoding while the model runs, and bounds memory whatever the file length.
+        # most decode_worker.PART_WINDOWS windows): enough for a batch of one-window files (3
+        # messages each) keeps them decoding while the model runs, and bounds memory whatever
+        # the file length.
         total = max(MESSAGES_PER_WORKER, workers * MESSAGES_PER_WORKER, max_messages)
         self._ahead = -(-total // max(1, workers))
         # Files sent ahead to one worker: as many as its messages, so that it never waits for a
