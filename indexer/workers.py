@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class _Slot:
     key: int | None = None   # the task it announced last
     since: float = field(default_factory=time.monotonic)
     worked: bool = False
+    stalled: bool = False    # killed by the watchdog halfway through a message
 
 
 class DecodePool:
@@ -92,6 +94,9 @@ class DecodePool:
         self._last_read = -1                 # the worker whose message get() read last
         self._checked = time.monotonic()     # the last health check
         self._restarts: dict[int, int] = {}  # key -> times decoded again after a death
+        self._reading: tuple[_Slot, float] | None = None  # the read in progress, for the watchdog
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch_reads, daemon=True).start()
         for _ in range(max(1, workers)):
             self._spawn()
 
@@ -180,11 +185,16 @@ class DecodePool:
     def _read(self, wid: int) -> Message | None:
         """One message of worker `wid`; None for the pool's own (Ready) or when it died."""
         slot = self.slots[wid]
+        self._reading = (slot, time.monotonic())
         try:
             msg = slot.results.recv()
         except (EOFError, OSError):  # the worker is gone, maybe halfway through a message
-            self._lost(wid, f"the decoder crashed (exit code {self._reap(slot)})")
+            code = self._reap(slot)
+            self._lost(wid, f"decoding stalled for more than {self.timeout:.0f} s" if slot.stalled
+                       else f"the decoder crashed (exit code {code})")
             return None
+        finally:
+            self._reading = None
         slot.worked = True
         slot.since = time.monotonic()
         if isinstance(msg, Ready):
@@ -199,6 +209,17 @@ class DecodePool:
             self._restarts.pop(msg.key, None)
             self._dispatch()
         return msg
+
+    def _watch_reads(self) -> None:
+        """A read waits for the whole message: a worker stopped halfway through one (SIGSTOP,
+        or native code that never lets its sending thread run again) would hold this process,
+        and the health check with it. A read longer than the time limit kills the worker; the
+        read then ends with its pipe, and the worker's file fails as stalled."""
+        while not self._closed.wait(HEALTH_EVERY_S):
+            reading = self._reading
+            if reading is not None and time.monotonic() - reading[1] > self.timeout:
+                reading[0].stalled = True
+                reading[0].proc.kill()
 
     def _reap(self, slot: _Slot) -> int | None:
         slot.proc.join(KILL_JOIN_S)
@@ -265,6 +286,7 @@ class DecodePool:
             self._spawn()
 
     def close(self) -> None:
+        self._closed.set()
         for slot in self.slots.values():
             try:
                 slot.tasks.send(None)

@@ -218,3 +218,46 @@ def test_a_message_that_cannot_be_sent_fails_its_file_and_the_worker_goes_on(tin
         assert slot.proc.is_alive()
     finally:
         pool.close()
+
+
+def test_a_worker_stopped_halfway_through_a_message_is_stalled_not_a_hang(tiny_clap, tmp_path):
+    """The build's read of a part waits for the whole part: a worker stopped (SIGSTOP) halfway
+    through sending one is killed by the read's watchdog after the time limit. It had decoded
+    the whole file (it was its sending that stopped), so the file is decoded again, whole."""
+    import signal
+
+    path = audiogen.write_audio(tmp_path / "long.wav", audiogen.noise(48000, 120.0, seed=4), 48000)
+    fe_config, _ = clap.load_frontend(str(tiny_clap))
+    pool = workers.DecodePool(dict(fe_config), 1, file_timeout_s=3.0)
+    answers = []
+    finished = threading.Event()
+    try:
+        ((slot_wid, slot),) = pool.slots.items()
+        pool.submit(workers.Task(5, str(path), 10.0, False))
+        deadline = time.monotonic() + 60
+        while slot.current.value != 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # its first part is decoded; nobody reads, so its sender waits halfway
+        assert slot.results.poll()
+        os.kill(slot.proc.pid, signal.SIGSTOP)
+
+        def run():
+            end = time.monotonic() + 60
+            while time.monotonic() < end and not any(isinstance(m, (workers.Done, workers.Fail)) for m in answers):
+                msg = pool.get(timeout=0.5)
+                if msg is not None:
+                    answers.append(msg)
+            finished.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        assert finished.wait(90), "the read of the stopped worker's part never returned"
+        kinds = [type(m).__name__ for m in answers]
+        assert kinds[:2] == ["Start", "Restart"] and kinds[-1] == "Done", kinds
+        after = answers[kinds.index("Restart") + 1:]
+        assert all(m.wid != slot_wid for m in after)  # a new worker did it
+        assert sum(len(m.starts) for m in after if isinstance(m, workers.Part)) == answers[-1].n_windows == 12
+        assert not slot.proc.is_alive()
+    finally:
+        if slot.proc.is_alive():
+            os.kill(slot.proc.pid, signal.SIGCONT)
+        pool.close()
