@@ -66,7 +66,7 @@ class Done:
 
 @dataclass
 class Fail:
-    """The file failed (wid -1: the pool gave up on it); reason is one line."""
+    """The file failed; reason is one line (from the pool itself when its worker died on it)."""
 
     wid: int
     key: int

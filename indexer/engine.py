@@ -100,14 +100,12 @@ class LocalEngine:
                 elif isinstance(msg, Done):
                     f.info, f.meta, f.decoded, f.analysis = msg.info, msg.meta, msg.n_windows, msg.analysis
                 elif isinstance(msg, Fail):
-                    self.windows -= f.embedded
+                    self._drop(msg.key)
                     del self._files[msg.key]
-                    self._mel = [m for m in self._mel if m[0] != msg.key]
                     out.append(FileResult(msg.key, error=msg.reason))
-                elif isinstance(msg, Restart):  # decoded again from its start: drop what came
-                    self.windows -= f.embedded
+                elif isinstance(msg, Restart):  # decoded again from its start
+                    self._drop(msg.key)
                     self._files[msg.key] = _InFlight()
-                    self._mel = [m for m in self._mel if m[0] != msg.key]
 
         # 2. Run the model on a full batch, or on what there is when the decoders lag.
         if len(self._mel) >= self.batch_size or (self._mel and msg is None):
@@ -124,6 +122,11 @@ class LocalEngine:
             f = self._files.pop(key)
             out.append(FileResult(key, f.chunks, np.stack(f.vectors), f.info, f.meta, analysis=f.analysis))
         return out
+
+    def _drop(self, key: int) -> None:
+        """Forget what came of file `key`: its windows waiting for the model and its count."""
+        self.windows -= self._files[key].embedded
+        self._mel = [m for m in self._mel if m[0] != key]
 
     def _model(self):
         """The encoder; on first use, the decode workers' priority is set beside it."""

@@ -190,8 +190,7 @@ class DecodePool:
             msg = slot.results.recv()
         except (EOFError, OSError):  # the worker is gone, maybe halfway through a message
             code = self._reap(slot)
-            self._lost(wid, f"decoding stalled for more than {self.timeout:.0f} s" if slot.stalled
-                       else f"the decoder crashed (exit code {code})")
+            self._lost(wid, self._stall_reason if slot.stalled else f"the decoder crashed (exit code {code})")
             return None
         finally:
             self._reading = None
@@ -229,7 +228,8 @@ class DecodePool:
         return slot.proc.exitcode
 
     def _lost(self, wid: int, why: str) -> None:
-        """Replace worker `wid`, which died, and settle what it held."""
+        """Replace worker `wid`, which died or was killed, and settle what it held (`why` is
+        the reason its file fails with)."""
         slot = self.slots.pop(wid)
         for conn in (slot.tasks, slot.results):
             conn.close()
@@ -269,21 +269,17 @@ class DecodePool:
         that settles waits in _replies."""
         now = self._checked = time.monotonic()
         for wid, slot in list(self.slots.items()):
-            starting = not slot.worked
-            if (slot.key is None and not starting) or now - slot.since <= self.timeout:
+            if (slot.key is None and slot.worked) or now - slot.since <= self.timeout:
                 continue
             if slot.results.poll():  # its messages wait for this process: it is this one behind
                 continue
             slot.proc.kill()
             self._reap(slot)
-            if starting:
-                self._lost(wid, "")
-                continue
-            self.slots.pop(wid)
-            for conn in (slot.tasks, slot.results):
-                conn.close()
-            self._settle(wid, slot, slot.current.value, f"decoding stalled for more than {self.timeout:.0f} s")
-            self._spawn()
+            self._lost(wid, self._stall_reason)
+
+    @property
+    def _stall_reason(self) -> str:
+        return f"decoding stalled for more than {self.timeout:.0f} s"
 
     def close(self) -> None:
         self._closed.set()
