@@ -101,6 +101,7 @@ class Builder:
         commit_every_s: float = 5.0,
         engine_factory: Callable[[], Engine] | None = None,
         measure: bool = True,
+        frontend_on_model: bool = False,
     ):
         self.catalog = catalog
         self.vectors = vectors
@@ -116,6 +117,7 @@ class Builder:
         self.file_timeout_s = file_timeout_s
         self.commit_every_s = commit_every_s
         self.measure = measure
+        self.frontend_on_model = frontend_on_model  # a GPU model: the workers send raw windows
         self._engine_factory = engine_factory or self._local_engine
         self.report = BuildReport()
         # Written files whose vectors are not yet in FAISS: applied right after each commit.
@@ -146,11 +148,13 @@ class Builder:
     def _local_engine(self) -> Engine:
         # Files in flight: enough that two batches of windows are decoded ahead even when
         # every file is one window, so the model never waits on a decoder.
+        fe_config = None if self.frontend_on_model else self.fe_config
         return LocalEngine(
-            lambda: DecodePool(self.fe_config, self.workers, file_timeout_s=self.file_timeout_s,
+            lambda: DecodePool(fe_config, self.workers, file_timeout_s=self.file_timeout_s,
                                max_messages=3 * self.batch_size + 4 * self.workers),
             lambda: self.encoder, batch_size=self.batch_size,
             capacity=self.workers * 3 + 2 * self.batch_size, hop_s=self.hop_s, measure=self.measure,
+            raw=self.frontend_on_model,
         )
 
     # ------------------------------------------------------------------ one root

@@ -239,10 +239,12 @@ class ClapEncoder:
         return self.frontend(windows, n_real)
 
     def embed_audio(self, windows, n_real=None):
-        """(n, 480000) float32 48 kHz windows -> (n, dim) float32 unit vectors."""
+        """(n, 480000) float32 48 kHz windows -> (n, dim) float32 unit vectors. On a GPU the
+        windows may be a tensor there already (`upload`)."""
         import numpy as np
 
-        windows = np.asarray(windows, dtype=np.float32)
+        if self.device == "cpu" or not hasattr(windows, "device"):
+            windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim == 1:
             windows = windows[None]
         longer = self.frontend.is_longer(windows.shape[0], n_real)
@@ -251,6 +253,14 @@ class ClapEncoder:
             mel = self.mel(windows[i:i + self.batch_size])
             out.append(self._embed_mel(mel, longer[i:i + self.batch_size]))
         return np.concatenate(out)
+
+    def upload(self, windows):
+        """(k, 480000) float32 numpy windows -> a torch tensor where the model runs (no copy on
+        the CPU): a build copies each decoded part to the GPU as it arrives, and stacks a batch
+        there, rather than stacking hundreds of MB on the CPU first."""
+        import torch
+
+        return torch.from_numpy(windows).to(self.device)
 
     def mel(self, windows):
         """(n, 480000) -> (n, 1001, 64) log-mel: our CPU frontend, or on a GPU the batched one

@@ -58,8 +58,10 @@ def main(verbose: int) -> None:
 @click.argument("library", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @index_options
 @model_options
-@click.option("--batch-size", default=16, show_default=True, help="Windows per model call.")
-@click.option("--workers", type=int, default=None, help="Decode processes [default: half the cores].")
+@click.option("--batch-size", type=int, default=None,
+              help="Windows per model call [default: 16 on a CPU, 128 on a GPU].")
+@click.option("--workers", type=int, default=None,
+              help="Decode processes [default: half the cores; all but one beside a GPU].")
 @click.option("--wait", is_flag=True, help="If another build holds the index, wait for it instead of stopping.")
 @click.option("--vector-dtype", type=click.Choice(["float32", "float16"]), default=None,
               help="How a new catalog stores vectors; float16 halves it [default float32].")

@@ -1,7 +1,8 @@
 """One decode worker: a process that turns files into log-mel windows for the model.
 
 It decodes, downmixes, resamples and computes the mel frontend for one file at a time and
-sends the result back in parts of a few windows, so that memory stays bounded for an
+sends the result back in parts of a few windows (the raw windows instead, where the model
+computes the frontend on its GPU: a pool started without a frontend config), so that memory stays bounded for an
 hours-long file and the model (in the parent) is fed while the next file decodes. Tasks come
 in on one pipe and messages go out on another, both its own (indexer.workers.DecodePool
 starts the workers and watches them); a sending thread lets it decode on while a part waits
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PART_WINDOWS = 8
+RAW_PART_WINDOWS = 2         # raw windows weigh 7.5x their log-mel: fewer per part, same memory bound
 POLL_S = 1.0                 # a worker's wait on its pipes before it checks it is not orphaned
 MESSAGES_PER_WORKER = 4      # decoded messages queued ahead of the model, per worker
 
@@ -42,14 +44,15 @@ class Start:
 
 @dataclass
 class Part:
-    """Up to PART_WINDOWS consecutive windows of the file, as log-mel for the model."""
+    """Consecutive windows of the file for the model: log-mel, or the raw windows where the
+    model computes the frontend itself."""
 
     wid: int
     key: int
     starts: list[float]
     ends: list[float]
     n_real: list[int]
-    mel: np.ndarray  # float32 (k, frames, mels)
+    data: np.ndarray  # float32 log-mel (k, frames, mels), or raw windows (k, samples)
 
 
 @dataclass
@@ -143,28 +146,32 @@ def _receive_loop(tasks, inbox: queue.Queue) -> None:
             return
 
 
-def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: int = 0,
+def worker_main(wid: int, fe_config: dict | None, tasks, results, current, niceness: int = 0,
                  ahead: int = MESSAGES_PER_WORKER) -> None:
     """The worker process: `tasks` and `results` are its ends of its two pipes; `current`
     (shared memory) holds the key of the file it decodes, -1 between files, so that the pool
-    knows which file a crash came from even when the messages before it are lost."""
+    knows which file a crash came from even when the messages before it are lost. Without
+    `fe_config` it sends raw windows (the model's device computes the frontend)."""
     global _PARENT_PID
     _PARENT_PID = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     if niceness and hasattr(os, "getpriority"):  # every thread, the BLAS pool numpy started included
         renice(os.getpid(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
     from .analysis import StreamAnalysis, analysis_result
     from .decode import failure_reason, read_facts, window_parts
-    from .mel import LogMelFrontend
-
     from .measure import k_weighting_sos
 
-    frontend = LogMelFrontend.from_config(fe_config)
-    frontend.parallel = 1  # this process is already one of several beside the model
+    torch = frontend = None
+    if fe_config is not None:  # a worker that sends raw windows never imports torch (~0.3 GB each)
+        import torch
+
+        from .mel import LogMelFrontend
+
+        torch.set_num_threads(1)
+        frontend = LogMelFrontend.from_config(fe_config)
+        frontend.parallel = 1  # this process is already one of several beside the model
+    part_windows = PART_WINDOWS if frontend is not None else RAW_PART_WINDOWS
     # The meter's first use imports scipy.signal and pyloudnorm (a second or more of CPU): pay
     # it now, before a file's stall clock starts, not inside the first file's time limit.
     k_weighting_sos(48000)
@@ -188,7 +195,7 @@ def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: in
             facts = read_facts(task.path)
             analysis = StreamAnalysis() if task.measure else None
             n = 0
-            for part in window_parts(task.path, task.hop_s, PART_WINDOWS, analysis, facts):
+            for part in window_parts(task.path, task.hop_s, part_windows, analysis, facts):
                 _send_part(outbox, wid, task.key, part, frontend, torch)
                 n += len(part)
             answer = Done(wid, task.key, facts.info, facts.meta, n, analysis_result(analysis))
@@ -202,11 +209,12 @@ def worker_main(wid: int, fe_config: dict, tasks, results, current, niceness: in
 
 
 def _send_part(outbox, wid, key, windows, frontend, torch) -> None:
-    batch = torch.from_numpy(np.stack([w.samples for w in windows]))
-    with torch.inference_mode():
-        mel = frontend(batch).numpy()
+    data = np.stack([w.samples for w in windows])
+    if frontend is not None:
+        with torch.inference_mode():
+            data = frontend(torch.from_numpy(data)).numpy()
     _put(outbox, Part(wid, key, [w.start_s for w in windows], [w.end_s for w in windows],
-                      [w.n_real for w in windows], mel))
+                      [w.n_real for w in windows], data))
 
 
 def renice(pid: int, niceness: int) -> None:

@@ -62,22 +62,25 @@ class LocalEngine:
     """Decode processes (workers.DecodePool) feeding the model in this process in batches.
 
     `pool_factory()` makes the DecodePool on the first submit and `encoder()` gives the loaded
-    ClapEncoder on the first batch, so a run with nothing to embed starts neither.
+    ClapEncoder on the first batch, so a run with nothing to embed starts neither. With `raw`
+    the pool sends raw windows and the model computes the frontend where it runs (a GPU): each
+    part is copied to the model's device as it arrives, and a batch is stacked there.
     """
 
     def __init__(self, pool_factory: Callable, encoder: Callable, *, batch_size: int, capacity: int,
-                 hop_s: float = 10.0, measure: bool = True):
+                 hop_s: float = 10.0, measure: bool = True, raw: bool = False):
         self._pool_factory = pool_factory
         self._encoder = encoder
         self.batch_size = max(1, batch_size)
         self.capacity = capacity
         self.hop_s = hop_s
         self.measure = measure
+        self.raw = raw
         self.windows = 0
         self._pool = None
         self._prioritised = False
         self._files: dict[int, _InFlight] = {}
-        self._mel: list[tuple[int, np.ndarray]] = []  # (key, mel) per window, in arrival order
+        self._ready: list[tuple[int, object]] = []  # (key, mel or raw window) in arrival order
 
     def submit(self, key: int, path: str) -> None:
         if self._pool is None:
@@ -94,9 +97,10 @@ class LocalEngine:
             if f is not None:
                 if isinstance(msg, Part):
                     base = len(f.chunks)
+                    data = self._model().upload(msg.data) if self.raw else msg.data
                     for j, (s, e) in enumerate(zip(msg.starts, msg.ends)):
                         f.chunks.append((base + j, float(s), float(e)))
-                        self._mel.append((msg.key, msg.mel[j]))
+                        self._ready.append((msg.key, data[j]))
                 elif isinstance(msg, Done):
                     f.info, f.meta, f.decoded, f.analysis = msg.info, msg.meta, msg.n_windows, msg.analysis
                 elif isinstance(msg, Fail):
@@ -108,9 +112,14 @@ class LocalEngine:
                     self._files[msg.key] = _InFlight()
 
         # 2. Run the model on a full batch, or on what there is when the decoders lag.
-        if len(self._mel) >= self.batch_size or (self._mel and msg is None):
-            batch, self._mel = self._mel[: self.batch_size], self._mel[self.batch_size :]
-            vecs = self._model().embed_mel(np.stack([m for _, m in batch]))
+        if len(self._ready) >= self.batch_size or (self._ready and msg is None):
+            batch, self._ready = self._ready[: self.batch_size], self._ready[self.batch_size :]
+            if self.raw:
+                import torch
+
+                vecs = self._model().embed_audio(torch.stack([w for _, w in batch]))
+            else:
+                vecs = self._model().embed_mel(np.stack([m for _, m in batch]))
             for (key, _), v in zip(batch, vecs):
                 f = self._files[key]
                 f.vectors.append(v)
@@ -126,7 +135,7 @@ class LocalEngine:
     def _drop(self, key: int) -> None:
         """Forget what came of file `key`: its windows waiting for the model and its count."""
         self.windows -= self._files[key].embedded
-        self._mel = [m for m in self._mel if m[0] != key]
+        self._ready = [m for m in self._ready if m[0] != key]
 
     def _model(self):
         """The encoder; on first use, the decode workers' priority is set beside it."""

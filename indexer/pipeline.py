@@ -27,7 +27,7 @@ def build(
     settings,
     roots: list[str | Path],
     *,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     workers: int | None = None,
     progress: bool = True,
     wait: bool = False,
@@ -43,6 +43,9 @@ def build(
     wait for their commit; 0 commits as soon as a file is ready (crash tests use it).
     `ray_address` ("local", "auto", "ray://HOST:10001") decodes and embeds on a Ray cluster
     (indexer/ray_engine.py, with `workers` actors if given); this process stays the one writer.
+    `batch_size` and `workers` default to what suits the device (`default_batch_size`,
+    `default_workers`): on a GPU the model also computes the log-mel frontend, so the decode
+    workers only decode and send raw windows.
     """
     from . import clap
     from .index import Index
@@ -54,6 +57,10 @@ def build(
     for r in roots:
         if not r.is_dir():
             raise UserError(f"'{r}' is not a folder; give the folder that holds your sounds")
+    device = "cpu" if ray_address is not None or settings.precision == "int8" else clap.resolve_device(settings.device)
+    on_gpu = device in GPU_DEVICES
+    batch_size = batch_size or default_batch_size(device)
+    actors, workers = workers, workers or default_workers(device)  # on Ray, None lets the cluster decide
     fe_config, fingerprint = clap.load_frontend(settings.model)
     record = ModelRecord.from_fingerprint(fingerprint, _checkpoint_dim(clap, settings.model))
     # The integrity check (O(catalog size)) runs beside the walk; the catalog makes the first
@@ -85,13 +92,14 @@ def build(
                 fe_config=dict(fe_config),
                 model_record=record,
                 batch_size=batch_size,
-                workers=workers or default_workers(),
+                workers=workers,
                 exclude=[settings.index_dir],
                 progress=progress,
                 file_timeout_s=file_timeout_s,
                 commit_every_s=commit_every_s,
-                engine_factory=_ray_engines(ray_address, settings, batch_size, workers, progress, index.catalog),
+                engine_factory=_ray_engines(ray_address, settings, batch_size, actors, progress, index.catalog),
                 measure=measure,
+                frontend_on_model=on_gpu,
             )
             try:
                 report = builder.run(roots)
@@ -100,7 +108,7 @@ def build(
                 # Files indexed before audio hashes or measurements existed, without the model.
                 hash_unhashed(index.catalog, progress=progress)
                 if measure:
-                    measure_unmeasured(index.catalog, workers=workers or default_workers(), progress=progress)
+                    measure_unmeasured(index.catalog, workers=workers, progress=progress)
                 index.catalog.verify()  # a run that wrote nothing still reports a damaged catalog
             except Exception as exc:
                 why = _storage_problem(exc)
@@ -174,9 +182,22 @@ def _env_seconds(name: str, default: float) -> float:
     return value
 
 
-def default_workers() -> int:
-    """Decoding is cheap next to the model: one worker per two cores, at least one."""
-    return max(1, (os.cpu_count() or 2) // 2)
+GPU_DEVICES = ("cuda", "mps")
+
+
+def default_batch_size(device: str = "cpu") -> int:
+    """Windows per model call: small on a CPU (its cores are as busy at 16), large on a GPU."""
+    from .clap import ClapEncoder
+
+    return ClapEncoder.gpu_batch_size if device in GPU_DEVICES else ClapEncoder.batch_size
+
+
+def default_workers(device: str = "cpu") -> int:
+    """Decode processes. Beside a model on the CPU decoding is cheap: one per two cores, the
+    rest for the model. Beside a GPU the cores have nothing else to do, and decoding is what
+    keeps the GPU fed: all but one, which feeds the GPU and writes the catalog."""
+    cores = os.cpu_count() or 2
+    return max(1, cores - 1) if device in GPU_DEVICES else max(1, cores // 2)
 
 
 def _checkpoint_dim(clap, model: str) -> int:

@@ -70,7 +70,7 @@ class DecodePool:
 
     worker_main = staticmethod(worker_main)  # what a worker process runs (tests wrap it)
 
-    def __init__(self, fe_config: dict, workers: int, *, file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
+    def __init__(self, fe_config: dict | None, workers: int, *, file_timeout_s: float = DEFAULT_FILE_TIMEOUT_S,
                  max_messages: int = 0, niceness: int = 0):
         self._ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         self._fe_config = fe_config

@@ -1,0 +1,130 @@
+"""A build whose model runs on a GPU: the decode workers send raw windows and the model's
+device computes the log-mel frontend (indexer.runtime.gpu_mel), in large batches.
+
+The raw-window path is the same code on the CPU (ClapEncoder.upload and embed_audio take the
+CPU frontend there), so it is tested here against the workers' frontend; the CUDA test runs
+where CUDA exists.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import audiogen
+from indexer import builder, decode_worker, pipeline, workers
+from indexer.config import Settings
+from test_build import _snapshot
+
+
+def _spy_pool(monkeypatch) -> list:
+    """The frontend config each DecodePool of the test was started with."""
+    seen = []
+    real = builder.DecodePool
+
+    def pool(fe_config, *a, **k):
+        seen.append(fe_config)
+        return real(fe_config, *a, **k)
+
+    monkeypatch.setattr(builder, "DecodePool", pool)
+    return seen
+
+
+def _compare(a: dict, b: dict, min_cos: float) -> None:
+    assert a.keys() == b.keys() and a
+    for rel in a:
+        *facts_a, vecs_a = a[rel]
+        *facts_b, vecs_b = b[rel]
+        assert facts_a == facts_b, rel  # status, hash, duration, rate, channels, chunk times
+        assert vecs_a.shape == vecs_b.shape and vecs_a.shape[0] >= 1
+        assert float((vecs_a * vecs_b).sum(1).min()) >= min_cos, rel
+
+
+def test_raw_windows_with_the_frontend_on_the_model_embed_as_the_workers_frontend(
+        tmp_path, tiny_clap, library, monkeypatch):
+    root, _ = library
+    seen = _spy_pool(monkeypatch)
+    workers_fe = Settings(index_dir=tmp_path / "workers-frontend", model=str(tiny_clap), device="cpu",
+                          precision="fp32")
+    pipeline.build(workers_fe, [str(root)], workers=1, progress=False)
+    assert isinstance(seen[-1], dict)  # the workers compute the log-mel on a CPU model
+
+    # The CPU taken for a GPU: the same wiring as on CUDA, with the CPU frontend in the model.
+    monkeypatch.setattr(pipeline, "GPU_DEVICES", ("cuda", "mps", "cpu"))
+    model_fe = Settings(index_dir=tmp_path / "model-frontend", model=str(tiny_clap), device="cpu",
+                        precision="fp32")
+    report = pipeline.build(model_fe, [str(root)], workers=2, progress=False)
+    assert seen[-1] is None  # workers started without a frontend: raw windows
+    assert report.failed == 0 and report.windows >= 8  # the 23 s file has 3 windows
+    _compare(_snapshot(workers_fe), _snapshot(model_fe), 0.99999)
+
+
+def _report_torch(*args):
+    """decode_worker.worker_main, then whether torch was imported, into $SFX_TEST_REPORT."""
+    decode_worker.worker_main(*args)
+    with open(os.environ["SFX_TEST_REPORT"], "w") as f:
+        f.write(str("torch" in sys.modules))
+
+
+def test_a_worker_without_a_frontend_sends_raw_windows_and_never_imports_torch(tmp_path, monkeypatch):
+    path = audiogen.write_audio(tmp_path / "long.wav", audiogen.noise(44100, 25.0, seed=3), 44100)
+    monkeypatch.setenv("SFX_TEST_REPORT", str(tmp_path / "torch"))
+    monkeypatch.setattr(workers.DecodePool, "worker_main", staticmethod(_report_torch))
+    pool = workers.DecodePool(None, 1)
+    got = []
+    try:
+        pool.submit(workers.Task(1, str(path), 10.0, False))
+        deadline = time.monotonic() + 120
+        while not any(isinstance(m, workers.Done) for m in got) and time.monotonic() < deadline:
+            msg = pool.get(timeout=0.5)
+            if msg is not None:
+                got.append(msg)
+    finally:
+        pool.close()
+    parts = [m for m in got if isinstance(m, workers.Part)]
+    assert [len(m.starts) for m in parts] == [decode_worker.RAW_PART_WINDOWS, 1]  # 3 windows
+    assert all(m.data.dtype == np.float32 and m.data.shape[1:] == (480_000,) for m in parts)
+    assert (tmp_path / "torch").read_text() == "False"
+
+
+def test_defaults_follow_the_device(monkeypatch):
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 16)
+    assert pipeline.default_workers("cpu") == 8 and pipeline.default_workers() == 8
+    assert pipeline.default_workers("cuda") == 15 == pipeline.default_workers("mps")
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 1)
+    assert pipeline.default_workers("cpu") == 1 == pipeline.default_workers("cuda")
+    assert pipeline.default_batch_size("cpu") == 16 and pipeline.default_batch_size("cuda") == 128
+
+
+def _cuda() -> bool:
+    """Asked inside the test: importing torch here would import it into the spawned workers
+    of the test above too (they import this module for its hook)."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def test_a_cuda_build_embeds_as_the_cpu_build(tmp_path, tiny_clap, library, monkeypatch):
+    if not _cuda():
+        pytest.skip("no CUDA device on this machine (the CUDA build runs where one exists)")
+    root, _ = library
+    seen = _spy_pool(monkeypatch)
+    cpu = Settings(index_dir=tmp_path / "cpu", model=str(tiny_clap), device="cpu", precision="fp32")
+    pipeline.build(cpu, [str(root)], workers=1, progress=False)
+    gpu = Settings(index_dir=tmp_path / "cuda", model=str(tiny_clap), device="cuda", precision="fp32")
+    report = pipeline.build(gpu, [str(root)], workers=2, progress=False)
+    assert seen == [seen[0], None] and report.failed == 0
+    _compare(_snapshot(cpu), _snapshot(gpu), 0.9999)
+    # bf16 on the GPU, as `auto` picks there: within the tolerance of fp32 (invariant 2)
+    bf16 = Settings(index_dir=tmp_path / "cuda-bf16", model=str(tiny_clap), device="cuda", precision="bf16")
+    pipeline.build(bf16, [str(root)], workers=2, progress=False)
+    snap = _snapshot(bf16)
+    assert np.isfinite(np.concatenate([v[-1] for v in snap.values()])).all()
+    _compare(_snapshot(cpu), snap, 0.999)
