@@ -11,13 +11,10 @@ Each commit writes whole files with their chunks, so a kill loses at most the ba
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import operator
-import os
 import queue
-import stat
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,12 +23,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .audiohash import audio_hash
 from .catalog import Catalog, FileInfo, FileState, ModelRecord, Root, gc_paused
 from .config import UserError
 from .engine import Engine, LocalEngine
+from .hashing import hash_in_order
 from .metadata import read_metadata
-from .scan import ScannedFile, content_hash, scan
+from .scan import ScannedFile, scan
 from .workers import DEFAULT_FILE_TIMEOUT_S, DecodePool
 
 log = logging.getLogger(__name__)
@@ -243,28 +240,7 @@ class Builder:
         hashed: queue.Queue = queue.Queue(maxsize=256)
         stop = threading.Event()
 
-        def feeder():
-            # Always ends with None: a feeder that died silently would leave the loop below
-            # waiting for files forever.
-            try:
-                for item, state in todo:
-                    if stop.is_set():
-                        break
-                    try:
-                        h = _hash_regular_file(item.path)
-                        # The coded audio alone: a metadata edit by any tool leaves it (issue 15).
-                        ah = audio_hash(item.path)
-                    except OSError as exc:
-                        hashed.put((item, state, None, None, f"cannot read: {exc.strerror or exc}"))
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - one file, never the run
-                        hashed.put((item, state, None, None, f"cannot read: {type(exc).__name__}: {exc}"[:300]))
-                        continue
-                    hashed.put((item, state, h, ah, None))
-            finally:
-                hashed.put(None)
-
-        threading.Thread(target=feeder, daemon=True, name="sfx-hash").start()
+        threading.Thread(target=hash_in_order, args=(todo, hashed, stop), daemon=True, name="sfx-hash").start()
         files_bar = self._bar(total=len(todo), desc="index", unit=" files")
         engine: Engine | None = None
         pending: dict[int, _Pending] = {}
@@ -447,12 +423,3 @@ class Builder:
         from tqdm import tqdm
 
         return tqdm(disable=not self.progress, dynamic_ncols=True, leave=False, mininterval=0.5, **kw)
-
-
-
-def _hash_regular_file(path) -> str:
-    """content_hash, refusing what stopped being a regular file since the scan: open() on a
-    FIFO (or a device) put in place of a file would block the build forever."""
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise OSError(errno.EINVAL, "not a regular file any more (replaced since the scan?)")
-    return content_hash(path)

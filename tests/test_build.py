@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import audiogen
-from indexer import builder, pipeline
+from indexer import builder, hashing, pipeline
 from indexer.config import UserError
 from indexer.index import Index
 
@@ -47,7 +47,7 @@ def _forbid_model_and_hash(monkeypatch):
         raise AssertionError("a file was hashed")
 
     monkeypatch.setattr(clap.ClapEncoder, "load", classmethod(lambda cls, *a, **k: no_model()))
-    monkeypatch.setattr(builder, "content_hash", no_hash)
+    monkeypatch.setattr(hashing, "content_hash", no_hash)
     monkeypatch.setattr(builder, "DecodePool", lambda *a, **k: no_model())
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import audiogen
-from indexer import builder, decode_worker, pipeline, workers
+from indexer import builder, decode_worker, hashing, pipeline, workers
 from indexer.config import Settings
 from indexer.index import Index
 
@@ -192,7 +192,7 @@ def bad_build(tmp_path_factory, tiny_clap):
     settings = Settings(index_dir=base / "index", model=str(tiny_clap))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(workers.DecodePool, "worker_main", staticmethod(_hooked_worker_main))
-        mp.setattr(builder, "content_hash", _hostile_hash(builder.content_hash))
+        mp.setattr(hashing, "content_hash", _hostile_hash(hashing.content_hash))
         mp.setattr(builder, "scan", _racing_scan(builder.scan))
         report = pipeline.build(settings, [root], workers=1, progress=False, file_timeout_s=3.0)
     return settings, root, files, report
