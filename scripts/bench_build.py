@@ -119,29 +119,37 @@ def make_library(out: Path, n: int, seed: int, min_s: float, max_s: float,
 
 
 class ModelClock:
-    """Wraps ClapEncoder.embed_mel to log (start, end, batch) of every model call."""
+    """Wraps the build's model calls (ClapEncoder.embed_mel; embed_audio where a GPU computes
+    the frontend) to log (start, end, batch) of every call."""
+
+    METHODS = ("embed_mel", "embed_audio")
 
     def __init__(self):
         from indexer import clap
 
         self.calls: list[tuple[float, float, int]] = []
         self.cpu: list[tuple[float, float, float | None]] = []  # this process at start / end, children at start
-        self._orig = clap.ClapEncoder.embed_mel
+        self._orig = {m: getattr(clap.ClapEncoder, m) for m in self.METHODS}
+        for m in self.METHODS:
+            setattr(clap.ClapEncoder, m, self._timed(self._orig[m]))
+
+    def _timed(self, orig):
         clock = self
 
-        def timed(enc, mel, n_real=None):
+        def timed(enc, x, n_real=None):
             t0, cpu0, kids0 = time.perf_counter(), time.process_time(), children_cpu()
-            out = clock._orig(enc, mel, n_real)
-            clock.calls.append((t0, time.perf_counter(), len(mel)))
+            out = orig(enc, x, n_real)
+            clock.calls.append((t0, time.perf_counter(), len(x)))
             clock.cpu.append((cpu0, time.process_time(), kids0))
             return out
 
-        clap.ClapEncoder.embed_mel = timed
+        return timed
 
     def restore(self):
         from indexer import clap
 
-        clap.ClapEncoder.embed_mel = self._orig
+        for m, f in self._orig.items():
+            setattr(clap.ClapEncoder, m, f)
 
 
 class ChildMemory:
