@@ -257,10 +257,15 @@ class ClapEncoder:
     def upload(self, windows):
         """(k, 480000) float32 numpy windows -> a torch tensor where the model runs (no copy on
         the CPU): a build copies each decoded part to the GPU as it arrives, and stacks a batch
-        there, rather than stacking hundreds of MB on the CPU first."""
+        there, rather than stacking hundreds of MB on the CPU first. A shorter (1, n) part is a
+        short file's real samples, repeat-padded here as indexer.audio.repeat_pad does."""
         import torch
 
-        return torch.from_numpy(windows).to(self.device)
+        from .config import WINDOW_SAMPLES
+        from .runtime.gpu_mel import repeat_pad
+
+        x = torch.from_numpy(windows).to(self.device)
+        return repeat_pad(x, WINDOW_SAMPLES) if x.shape[-1] < WINDOW_SAMPLES else x
 
     def mel(self, windows):
         """(n, 480000) -> (n, 1001, 64) log-mel: our CPU frontend, or on a GPU the batched one

@@ -52,7 +52,8 @@ class Part:
     starts: list[float]
     ends: list[float]
     n_real: list[int]
-    data: np.ndarray  # float32 log-mel (k, frames, mels), or raw windows (k, samples)
+    data: np.ndarray  # float32 log-mel (k, frames, mels), or raw windows (k, samples): for a
+    # file shorter than a window, its real samples alone (1, n_real), repeat-padded by the model
 
 
 @dataclass
@@ -209,7 +210,12 @@ def worker_main(wid: int, fe_config: dict | None, tasks, results, current, nicen
 
 
 def _send_part(outbox, wid, key, windows, frontend, torch) -> None:
-    data = np.stack([w.samples for w in windows])
+    if frontend is None and len(windows) == 1 and 0 < windows[0].n_real < windows[0].samples.shape[0]:
+        # A file shorter than a window, sent raw: its real samples alone (a 1 s sound is a
+        # tenth of its padded window); the model's device repeat-pads them (ClapEncoder.upload).
+        data = windows[0].samples[None, : windows[0].n_real]
+    else:
+        data = np.stack([w.samples for w in windows])
     if frontend is not None:
         with torch.inference_mode():
             data = frontend(torch.from_numpy(data)).numpy()

@@ -72,23 +72,46 @@ def _report_torch(*args):
 
 def test_a_worker_without_a_frontend_sends_raw_windows_and_never_imports_torch(tmp_path, monkeypatch):
     path = audiogen.write_audio(tmp_path / "long.wav", audiogen.noise(44100, 25.0, seed=3), 44100)
+    short = audiogen.write_audio(tmp_path / "short.wav", audiogen.noise(48000, 2.0, seed=4), 48000)
     monkeypatch.setenv("SFX_TEST_REPORT", str(tmp_path / "torch"))
     monkeypatch.setattr(workers.DecodePool, "worker_main", staticmethod(_report_torch))
     pool = workers.DecodePool(None, 1)
     got = []
     try:
         pool.submit(workers.Task(1, str(path), 10.0, False))
+        pool.submit(workers.Task(2, str(short), 10.0, False))
         deadline = time.monotonic() + 120
-        while not any(isinstance(m, workers.Done) for m in got) and time.monotonic() < deadline:
+        while sum(isinstance(m, workers.Done) for m in got) < 2 and time.monotonic() < deadline:
             msg = pool.get(timeout=0.5)
             if msg is not None:
                 got.append(msg)
     finally:
         pool.close()
     parts = [m for m in got if isinstance(m, workers.Part)]
-    assert [len(m.starts) for m in parts] == [decode_worker.RAW_PART_WINDOWS, 1]  # 3 windows
-    assert all(m.data.dtype == np.float32 and m.data.shape[1:] == (480_000,) for m in parts)
+    assert [m.key for m in parts] == [1, 1, 2]
+    assert [len(m.starts) for m in parts] == [decode_worker.RAW_PART_WINDOWS, 1, 1]  # 3 windows, then 1
+    assert all(m.data.dtype == np.float32 and m.data.shape[1:] == (480_000,) for m in parts[:2])
+    assert parts[2].data.shape == (1, 2 * 48_000) and parts[2].n_real == [2 * 48_000]  # real samples alone
     assert (tmp_path / "torch").read_text() == "False"
+
+
+def test_a_short_file_travels_as_its_real_samples_and_is_padded_as_the_cpu_pads(tmp_path, tiny_clap, monkeypatch):
+    import torch
+
+    from indexer.audio import repeat_pad
+    from indexer.clap import ClapEncoder
+    from indexer.runtime import gpu_mel
+
+    rng = np.random.default_rng(4)
+    for m in (1, 7, 48_000, 100_003, 479_999):
+        x = rng.standard_normal((1, m)).astype(np.float32)
+        np.testing.assert_array_equal(gpu_mel.repeat_pad(torch.from_numpy(x), 480_000)[0].numpy(),
+                                      repeat_pad(x[0]))
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision="fp32", parts=())
+    short = rng.standard_normal((1, 96_000)).astype(np.float32)
+    assert tuple(enc.upload(short).shape) == (1, 480_000)
+    full = rng.standard_normal((2, 480_000)).astype(np.float32)
+    np.testing.assert_array_equal(enc.upload(full).numpy(), full)
 
 
 def test_defaults_follow_the_device(monkeypatch):

@@ -40,3 +40,12 @@ class BatchedLogMel:
             power = spec.real.square() + spec.imag.square()          # (B, n_fft/2 + 1, T)
             mel = power.transpose(1, 2) @ self.filters                 # (B, T, n_mels)
             return (10.0 * mel.clamp(min=MEL_FLOOR).log10()).float()
+
+
+def repeat_pad(x, n: int):
+    """indexer.audio.repeat_pad on torch rows (k, m), m < n: each row tiled int(n / m) times,
+    then zero-padded to n, on the device the rows are on (the same values: copies and zeros)."""
+    import torch
+
+    tiled = x.repeat(1, n // x.shape[-1])
+    return torch.nn.functional.pad(tiled, (0, n - tiled.shape[-1]))
