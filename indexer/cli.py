@@ -63,6 +63,9 @@ def main(verbose: int) -> None:
 @click.option("--workers", type=int, default=None,
               help="Decode processes [default: half the cores; all but one beside a GPU].")
 @click.option("--wait", is_flag=True, help="If another build holds the index, wait for it instead of stopping.")
+@click.option("--no-measure", is_flag=True,
+              help="Leave out the measured sound (loudness, peaks, fingerprint) for now: a faster first build "
+              "where decoding bounds it (beside a GPU); the next build without it measures what is missing.")
 @click.option("--vector-dtype", type=click.Choice(["float32", "float16"]), default=None,
               help="How a new catalog stores vectors; float16 halves it [default float32].")
 @click.option(
@@ -74,8 +77,8 @@ def main(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, vector_dtype, ray_address,
-          as_json, quiet):
+def build(library, index_dir, db_url, model, device, precision, batch_size, workers, wait, no_measure, vector_dtype,
+          ray_address, as_json, quiet):
     """Index the sound files under LIBRARY folders (new, changed, moved and deleted files).
 
     A rerun only looks at file sizes and dates; changed files are re-embedded, moved or
@@ -88,6 +91,7 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
       sfx-index build ~/Libraries/Boom ~/Libraries/Field --index ~/sfx-index
       SFX_MODEL=./clap-checkpoint sfx-index build ~/SFX --json
       sfx-index build /mnt/shared/SFX --ray ray://head:10001
+      sfx-index build ~/SFX --device cuda --no-measure   searchable sooner; measure on the next run
     """
     from .pipeline import build as run_build
 
@@ -99,7 +103,7 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
     if model is None:  # neither --model nor SFX_MODEL: the model this index was built with
         settings.model = recorded_model(settings) or settings.model
     report = run_build(settings, list(library), batch_size=batch_size, workers=workers, progress=not quiet, wait=wait,
-                       ray_address=ray_address, vector_dtype=vector_dtype)
+                       ray_address=ray_address, vector_dtype=vector_dtype, measure=not no_measure)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -115,6 +119,9 @@ def build(library, index_dir, db_url, model, device, precision, batch_size, work
             click.echo(f"  failed: {safe_text(f['path'])}: {f['reason']}", err=True)
         if len(r.failures) > SHOWN_FAILURES:
             click.echo(f"  ... and {len(r.failures) - SHOWN_FAILURES} more (sfx-index status)", err=True)
+    if no_measure and not as_json:
+        click.echo("measured sound left out (--no-measure): the next build without it measures the files that "
+                   "lack it, without the model", err=True)
     if report.interrupted:
         click.echo("interrupted: what was committed is kept; run the same command to continue", err=True)
         sys.exit(130)

@@ -105,3 +105,21 @@ def test_an_older_catalog_is_filled_by_the_next_build_without_the_model(built, s
     report = pipeline.build(settings, [str(_lib)], workers=1, progress=False)
     assert report.new == report.changed == report.windows == 0
     assert _measured(settings) == before
+
+
+def test_no_measure_builds_searchable_now_and_the_next_build_measures(tmp_path, settings):
+    from indexer.cli import main as index_main
+
+    lib = tmp_path / "lib"
+    write_audio(lib / "slam.wav", to_stereo(door_slam(4), 4), SR, subtype="PCM_24")
+    write_audio(lib / "take2.flac", door_slam(5), SR)
+    env = {"SFX_INDEX_DIR": str(settings.index_dir), "SFX_MODEL": str(settings.model)}
+    run = CliRunner().invoke
+    r = run(index_main, ["build", str(lib), "--no-measure", "--workers", "1", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["new"] == 2 and _measured(settings) == {}
+    r = run(index_main, ["build", str(lib), "--workers", "1", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    again = json.loads(r.stdout)
+    assert again["new"] == again["windows"] == 0  # nothing embedded again: measured from a decode alone
+    assert len(_measured(settings)) == 2
