@@ -344,9 +344,9 @@ class Builder:
                     self._commit(batch, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)
                     last_commit = now
         except KeyboardInterrupt:
-            stop.set()
             self.report.interrupted = True
         finally:
+            stop.set()  # the hashing threads, whatever ended the loop (Ctrl-C, an error)
             try:
                 if ready:
                     self._commit(ready, inflight_hashes, waiting_for_hash, copy_or_note, files_bar)

@@ -15,12 +15,12 @@ import queue
 import stat
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 from .audiohash import audio_hash
 from .scan import content_hash
 
 HASH_THREADS = 4  # past this, storage rather than the CPU sets the pace
+POLL_S = 0.5      # how often a waiting thread looks at the stop event
 
 
 def hash_regular_file(path) -> str:
@@ -44,24 +44,70 @@ def hash_one(item, state) -> tuple:
     return item, state, h, ah, None
 
 
+class _Slot:
+    """One file's answer, filled by whichever hashing thread took it."""
+
+    def __init__(self, item, state):
+        self.item, self.state = item, state
+        self.done = threading.Event()
+        self.answer: tuple | None = None
+
+
 def hash_in_order(todo, out: queue.Queue, stop: threading.Event, threads: int | None = None) -> None:
     """Put hash_one's answer for each (item, state) of `todo` on `out`, in order, then None.
 
     Always ends with None: a feeder that died silently would leave the build waiting for files
     forever. At most 2 x `threads` files are hashed ahead of `out`, so memory stays bounded for
-    any library, and `stop` ends it after the files in hand."""
+    any library. The hashing threads are daemons and every wait here looks at `stop`: a build
+    that stops (Ctrl-C, an error) is never held by a read that does not return (a stalled
+    network share), where an executor's threads would be joined at exit."""
     threads = max(1, threads or HASH_THREADS)
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="sfx-hash")
-    ahead: deque = deque()
+    jobs: queue.Queue = queue.Queue()
+    finished = threading.Event()
+
+    def work() -> None:
+        while not (finished.is_set() or stop.is_set()):
+            try:
+                slot = jobs.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            slot.answer = hash_one(slot.item, slot.state)
+            slot.done.set()
+
+    for i in range(threads):
+        threading.Thread(target=work, daemon=True, name=f"sfx-hash-{i}").start()
+    ahead: deque[_Slot] = deque()
+
+    def hand_on() -> bool:
+        """The oldest file's answer onto `out`; False once the build stopped."""
+        slot = ahead.popleft()
+        while not slot.done.wait(POLL_S):
+            if stop.is_set():
+                return False
+        return _put(out, slot.answer, stop)
+
     try:
         for item, state in todo:
             if stop.is_set():
                 return
-            ahead.append(pool.submit(hash_one, item, state))
-            if len(ahead) >= 2 * threads:
-                out.put(ahead.popleft().result())
-        while ahead and not stop.is_set():
-            out.put(ahead.popleft().result())
+            ahead.append(_Slot(item, state))
+            jobs.put(ahead[-1])
+            if len(ahead) >= 2 * threads and not hand_on():
+                return
+        while ahead:
+            if not hand_on():
+                return
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        out.put(None)
+        finished.set()
+        _put(out, None, stop)
+
+
+def _put(out: queue.Queue, x, stop: threading.Event) -> bool:
+    """out.put(x) unless the build stops first (nobody may read `out` any more)."""
+    while True:
+        try:
+            out.put(x, timeout=POLL_S)
+            return True
+        except queue.Full:
+            if stop.is_set():
+                return False

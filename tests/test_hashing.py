@@ -54,3 +54,29 @@ def test_a_stop_ends_it_with_none(tmp_path):
     out: queue.Queue = queue.Queue()
     hashing.hash_in_order([(SimpleNamespace(path=p), None)] * 100, out, stop)
     assert _drain(out) == [] and out.empty()
+
+
+def test_a_read_that_never_returns_does_not_hold_a_stopped_build(tmp_path, monkeypatch):
+    """A stalled network share: the build stops (Ctrl-C), and the hashing thread and the
+    process may end although one hash never returns (its threads are daemons)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import queue, threading, time\n"
+        "from types import SimpleNamespace\n"
+        "from indexer import hashing\n"
+        "hashing.content_hash = lambda path: time.sleep(3600)\n"
+        "out, stop = queue.Queue(maxsize=1), threading.Event()\n"
+        "items = [(SimpleNamespace(path=hashing.__file__), None)] * 50\n"
+        "t = threading.Thread(target=hashing.hash_in_order, args=(items, out, stop), daemon=True)\n"
+        "t.start(); time.sleep(0.5); stop.set(); t.join(5)\n"
+        "print('joined' if not t.is_alive() else 'stuck')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=root, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "joined" and time.monotonic() - t0 < 30
