@@ -243,7 +243,7 @@ class ClapEncoder:
         windows may be a tensor there already (`upload`)."""
         import numpy as np
 
-        if self.device == "cpu" or not hasattr(windows, "device"):
+        if self.device == "cpu" or not hasattr(windows, "cpu"):  # numpy, or a list
             windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim == 1:
             windows = windows[None]
@@ -268,9 +268,12 @@ class ClapEncoder:
         return repeat_pad(x, WINDOW_SAMPLES) if x.shape[-1] < WINDOW_SAMPLES else x
 
     def mel(self, windows):
-        """(n, 480000) -> (n, 1001, 64) log-mel: our CPU frontend, or on a GPU the batched one
-        (indexer.runtime.gpu_mel), computed where the model runs."""
-        if self.device == "cpu":
+        """(n, 480000) -> (n, 1001, 64) log-mel: our CPU frontend, or on CUDA the batched one
+        (indexer.runtime.gpu_mel), computed where the model runs. Not on mps: it has no float64,
+        and a float32 STFT is decibels off in the quiet bins of a loud low sound."""
+        if self.device != "cuda":
+            if hasattr(windows, "cpu"):  # a torch tensor (`upload` put it on the mps device)
+                windows = windows.cpu().numpy()
             return self.frontend.mel(windows)
         if getattr(self, "_gpu_mel", None) is None:
             from .runtime.gpu_mel import BatchedLogMel

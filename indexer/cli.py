@@ -58,9 +58,9 @@ def main(verbose: int) -> None:
 @click.argument("library", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @index_options
 @model_options
-@click.option("--batch-size", type=int, default=None,
+@click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Windows per model call [default: 16 on a CPU, 128 on a GPU].")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=click.IntRange(1), default=None,
               help="Decode processes [default: half the cores; all but one beside a GPU].")
 @click.option("--wait", is_flag=True, help="If another build holds the index, wait for it instead of stopping.")
 @click.option("--no-measure", is_flag=True,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PART_WINDOWS = 8
-RAW_PART_WINDOWS = 2         # raw windows weigh 7.5x their log-mel: fewer per part, same memory bound
+RAW_PART_WINDOWS = 1         # a raw window (1.9 MB) weighs about PART_WINDOWS log-mel ones (2 MB)
 POLL_S = 1.0                 # a worker's wait on its pipes before it checks it is not orphaned
 MESSAGES_PER_WORKER = 4      # decoded messages queued ahead of the model, per worker
 

@@ -44,7 +44,7 @@ def build(
     `ray_address` ("local", "auto", "ray://HOST:10001") decodes and embeds on a Ray cluster
     (indexer/ray_engine.py, with `workers` actors if given); this process stays the one writer.
     `batch_size` and `workers` default to what suits the device (`default_batch_size`,
-    `default_workers`): on a GPU the model also computes the log-mel frontend, so the decode
+    `default_workers`): on CUDA the model also computes the log-mel frontend, so the decode
     workers only decode and send raw windows.
     """
     from . import clap
@@ -58,7 +58,6 @@ def build(
         if not r.is_dir():
             raise UserError(f"'{r}' is not a folder; give the folder that holds your sounds")
     device = "cpu" if ray_address is not None or settings.precision == "int8" else clap.resolve_device(settings.device)
-    on_gpu = device in GPU_DEVICES
     batch_size = batch_size or default_batch_size(device)
     actors, workers = workers, workers or default_workers(device)  # on Ray, None lets the cluster decide
     fe_config, fingerprint = clap.load_frontend(settings.model)
@@ -99,7 +98,7 @@ def build(
                 commit_every_s=commit_every_s,
                 engine_factory=_ray_engines(ray_address, settings, batch_size, actors, progress, index.catalog),
                 measure=measure,
-                frontend_on_model=on_gpu,
+                frontend_on_model=device in FRONTEND_ON_DEVICE,
             )
             try:
                 report = builder.run(roots)
@@ -183,6 +182,8 @@ def _env_seconds(name: str, default: float) -> float:
 
 
 GPU_DEVICES = ("cuda", "mps")
+# Where a build computes the log-mel beside the model: float64 as on the CPU (mps has none).
+FRONTEND_ON_DEVICE = ("cuda",)
 
 
 def default_batch_size(device: str = "cpu") -> int:

@@ -133,7 +133,7 @@ def build_round(lib: Path, tmp: Path, model: str, args, variant: str, name: str)
 
     raw, threads = VARIANTS[variant]
     # Which side computes the frontend: what pipeline.build decides for a GPU, or the workers.
-    pipeline.GPU_DEVICES = ("cuda", "mps", "cpu") if raw else ()
+    pipeline.FRONTEND_ON_DEVICE = ("cuda", "cpu") if raw else ()
     default_threads, real_hash = hashing.HASH_THREADS, hashing.hash_one
     hashed_at: list[float] = []
 

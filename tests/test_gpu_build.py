@@ -54,7 +54,7 @@ def test_raw_windows_with_the_frontend_on_the_model_embed_as_the_workers_fronten
     assert isinstance(seen[-1], dict)  # the workers compute the log-mel on a CPU model
 
     # The CPU taken for a GPU: the same wiring as on CUDA, with the CPU frontend in the model.
-    monkeypatch.setattr(pipeline, "GPU_DEVICES", ("cuda", "mps", "cpu"))
+    monkeypatch.setattr(pipeline, "FRONTEND_ON_DEVICE", ("cuda", "cpu"))
     model_fe = Settings(index_dir=tmp_path / "model-frontend", model=str(tiny_clap), device="cpu",
                         precision="fp32")
     report = pipeline.build(model_fe, [str(root)], workers=2, progress=False)
@@ -88,10 +88,11 @@ def test_a_worker_without_a_frontend_sends_raw_windows_and_never_imports_torch(t
     finally:
         pool.close()
     parts = [m for m in got if isinstance(m, workers.Part)]
-    assert [m.key for m in parts] == [1, 1, 2]
-    assert [len(m.starts) for m in parts] == [decode_worker.RAW_PART_WINDOWS, 1, 1]  # 3 windows, then 1
-    assert all(m.data.dtype == np.float32 and m.data.shape[1:] == (480_000,) for m in parts[:2])
-    assert parts[2].data.shape == (1, 2 * 48_000) and parts[2].n_real == [2 * 48_000]  # real samples alone
+    assert [m.key for m in parts] == [1, 1, 1, 2] and decode_worker.RAW_PART_WINDOWS == 1  # 3 windows, then 1
+    assert all(m.data.dtype == np.float32 and m.data.shape == (1, 480_000) for m in parts[:3])
+    # no more bytes a part than eight windows of log-mel: the pool's memory bound holds
+    assert parts[0].data.nbytes <= 8 * 1001 * 64 * 4
+    assert parts[3].data.shape == (1, 2 * 48_000) and parts[3].n_real == [2 * 48_000]  # real samples alone
     assert (tmp_path / "torch").read_text() == "False"
 
 

@@ -1,4 +1,4 @@
-"""The log-mel frontend as a few batched ops on a GPU (`--device cuda`, and mps).
+"""The log-mel frontend as a few batched ops on a GPU (`--device cuda`).
 
 indexer.mel.LogMelFrontend is written for CPUs: one window at a time, in cache-sized chunks,
 with float64 redone for the frames where float32 would be off. On a GPU the same numbers come
@@ -23,8 +23,7 @@ class BatchedLogMel:
         self.device = torch.device(device)
         # The filters and parameters of the CPU frontend, so both compute one definition.
         self.n_fft, self.hop = frontend.n_fft, frontend.hop_length
-        dtype = torch.float64 if self.device.type != "mps" else torch.float32  # mps has no float64
-        self.dtype = dtype
+        self.dtype = dtype = torch.float64
         self.filters = torch.as_tensor(np.asarray(frontend.filters), dtype=dtype, device=self.device)
         self.window = torch.as_tensor(np.hanning(self.n_fft + 1)[:-1], dtype=dtype, device=self.device)
 
