@@ -7,10 +7,8 @@ Owns the audio contract of the write path (DESIGN.md "Windows"):
   downmix by the mean of the channels, resample with a streaming soxr resampler (HQ), so
   memory stays bounded whatever the file length (a 2 GB RF64 or a one-hour recording uses a
   few MB);
-- a file of <= 10 s is one window, repeat-padded exactly like transformers'
-  ClapFeatureExtractor ``padding="repeatpad"``;
-- a longer file is cut into full windows at ``k * hop``; the last window is end-aligned
-  (it starts at duration - 10 s) so that no window of a long file is padded.
+- the stream is cut into 10 s windows as `indexer.windowing` lays them out (a short file
+  repeat-padded as CLAP pads it, a long one in full windows with the last end-aligned).
 
 Decisions about bad input (the pipeline records a DecodeError as the file's failure):
 
@@ -40,9 +38,11 @@ import soundfile as sf
 import soxr
 
 from . import av_decode
-from .config import HOP_S, SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
+from .config import HOP_S, SAMPLE_RATE, WINDOW_SAMPLES
 from .decoder_log import captured, claimed_text, sniff, summary, unreadable_reason
 from .truncation import declared_ratio
+from .windowing import Tail, n_samples, repeat_pad
+from .windowing import window_starts  # noqa: F401 - re-exported: known as audio.window_starts
 
 log = logging.getLogger(__name__)
 
@@ -194,42 +194,6 @@ def _count_frames(f) -> int:
         return n
 
 
-def _n_samples(duration_s: float) -> int:
-    return int(round(duration_s * SAMPLE_RATE))
-
-
-def _window_offsets(total: int, window: int, hop: int) -> list[int]:
-    """Start samples of the windows of a `total`-sample signal (see module docstring)."""
-    if total <= window:
-        return [0]
-    starts = list(range(0, total - window + 1, hop))
-    if starts[-1] + window < total:
-        starts.append(total - window)
-    return starts
-
-
-def window_starts(duration_s: float, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> list[float]:
-    """Window start times (s) for a file of `duration_s`, as iter_windows cuts it at 48 kHz."""
-    if hop_s <= 0 or window_s <= 0:
-        raise ValueError("window_s and hop_s must be positive")
-    total = _n_samples(duration_s)
-    return [s / SAMPLE_RATE for s in _window_offsets(total, _n_samples(window_s), _n_samples(hop_s))]
-
-
-def repeat_pad(x: np.ndarray, n: int = WINDOW_SAMPLES) -> np.ndarray:
-    """ClapFeatureExtractor "repeatpad": tile int(n / len) times, then zero-pad to n.
-
-    A signal longer than n is returned cut to its first n samples (CLAP never pads those).
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if len(x) == 0:
-        return np.zeros(n, dtype=np.float32)
-    if len(x) >= n:
-        return x[:n].copy()
-    x = np.tile(x, int(n / len(x)))
-    return np.pad(x, (0, n - x.shape[0]), mode="constant", constant_values=0).astype(np.float32)
-
-
 def downmix(block: np.ndarray) -> np.ndarray:
     """(frames, channels) float32 -> mono float32: the mean of the channels.
 
@@ -334,35 +298,6 @@ def _short(decoded: int, claimed: int, sr: int) -> bool:
     return missing > 0.02 * claimed and missing > 0.1 * sr
 
 
-class _Tail:
-    """The not-yet-windowed end of the stream, in a preallocated buffer (amortised O(n))."""
-
-    def __init__(self, capacity: int):
-        self.buf = np.zeros(capacity, dtype=np.float32)
-        self.start = 0  # absolute sample index of buf[0]
-        self.fill = 0
-
-    @property
-    def end(self) -> int:
-        return self.start + self.fill
-
-    def append(self, x: np.ndarray, keep_from: int) -> None:
-        if self.fill + len(x) > len(self.buf):
-            drop = max(0, min(keep_from, self.end) - self.start)
-            self.buf[: self.fill - drop] = self.buf[drop : self.fill]
-            self.start += drop
-            self.fill -= drop
-            if self.fill + len(x) > len(self.buf):  # only for a huge chunk: grow
-                grown = np.zeros(self.fill + len(x), dtype=np.float32)
-                grown[: self.fill] = self.buf[: self.fill]
-                self.buf = grown
-        self.buf[self.fill : self.fill + len(x)] = x
-        self.fill += len(x)
-
-    def get(self, a: int, b: int) -> np.ndarray:
-        return self.buf[a - self.start : b - self.start].copy()
-
-
 def iter_windows(
     path: str | os.PathLike,
     *,
@@ -371,17 +306,17 @@ def iter_windows(
     on_block: Callable[[np.ndarray, int], None] | None = None,
     on_mono: Callable[[np.ndarray], None] | None = None,
 ) -> Iterator[Window]:
-    """10 s windows of 48 kHz mono float32, streamed from the file (see module docstring).
+    """10 s windows of 48 kHz mono float32, streamed from the file (laid out as indexer.windowing says).
 
     Raises DecodeError when nothing decodes. A file that breaks part way gives the windows of
     what decoded; `info_out` (see iter_mono_48k) then says where it broke.
     `on_block` / `on_mono`: see iter_mono_48k.
     """
     W = WINDOW_SAMPLES
-    hop = _n_samples(hop_s)
+    hop = n_samples(hop_s)
     if hop <= 0:
         raise ValueError("hop_s must be positive")
-    tail = _Tail(2 * W + BLOCK_SAMPLES * 4 + hop)
+    tail = Tail(2 * W + BLOCK_SAMPLES * 4 + hop)
     next_start = 0
     index = 0
     last_end = 0

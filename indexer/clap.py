@@ -258,7 +258,7 @@ class ClapEncoder:
         """(k, 480000) float32 numpy windows -> a torch tensor where the model runs (no copy on
         the CPU): a build copies each decoded part to the GPU as it arrives, and stacks a batch
         there, rather than stacking hundreds of MB on the CPU first. A shorter (1, n) part is a
-        short file's real samples, repeat-padded here as indexer.audio.repeat_pad does."""
+        short file's real samples, repeat-padded here as indexer.windowing.repeat_pad does."""
         import torch
 
         from .config import WINDOW_SAMPLES

@@ -94,7 +94,7 @@ def make_library(out: Path, n: int, seed: int, min_s: float, max_s: float,
     every part of the file can hold the peak); "hits": impacts and silences (`_hits`)."""
     import soundfile as sf
 
-    from indexer.audio import window_starts
+    from indexer.windowing import window_starts
 
     rng = np.random.default_rng(seed)
     total_s, windows = 0.0, 0

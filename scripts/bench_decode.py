@@ -32,7 +32,7 @@ def child(mode: str, path: str) -> None:
     import soundfile as sf
     import soxr
 
-    from indexer import audio
+    from indexer import audio, windowing
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0, c0 = time.perf_counter(), time.process_time()
@@ -47,7 +47,7 @@ def child(mode: str, path: str) -> None:
         x = x.mean(axis=1, dtype=np.float32)
         if sr != 48000:
             x = soxr.resample(x, sr, 48000, "HQ")
-        n = len(audio.window_starts(len(x) / 48000))
+        n = len(windowing.window_starts(len(x) / 48000))
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     info = sf.info(path)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -48,7 +48,7 @@ RATES = [48000, 44100, 96000]
 def _write_one(job) -> tuple[float, int]:
     import soundfile as sf
 
-    from indexer.audio import window_starts
+    from indexer.windowing import window_starts
 
     out, i, seed, min_s, max_s = job
     rng = np.random.default_rng([seed, i])

@@ -1,4 +1,4 @@
-"""Decoding, downmix, resampling and windowing (indexer.audio) on generated files."""
+"""Decoding, downmix, resampling and windowing (indexer.audio, indexer.windowing) on generated files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import soxr
 
 from audiogen import PNG_1PX, noise, ramp, sine, wav_header, write_audio, write_bytes
 from indexer import audio
-from indexer.audio import DecodeError, downmix, iter_windows, load_segment, probe, repeat_pad, window_starts
+from indexer.audio import DecodeError, downmix, iter_windows, load_segment, probe
 from indexer.config import SAMPLE_RATE, WINDOW_SAMPLES
+from indexer.windowing import repeat_pad, window_starts
 
 W = WINDOW_SAMPLES
 

@@ -99,7 +99,7 @@ def test_a_worker_without_a_frontend_sends_raw_windows_and_never_imports_torch(t
 def test_a_short_file_travels_as_its_real_samples_and_is_padded_as_the_cpu_pads(tmp_path, tiny_clap, monkeypatch):
     import torch
 
-    from indexer.audio import repeat_pad
+    from indexer.windowing import repeat_pad
     from indexer.clap import ClapEncoder
     from indexer.runtime import gpu_mel
 

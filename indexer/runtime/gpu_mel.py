@@ -42,7 +42,7 @@ class BatchedLogMel:
 
 
 def repeat_pad(x, n: int):
-    """indexer.audio.repeat_pad on torch rows (k, m), m < n: each row tiled int(n / m) times,
+    """indexer.windowing.repeat_pad on torch rows (k, m), m < n: each row tiled int(n / m) times,
     then zero-padded to n, on the device the rows are on (the same values: copies and zeros)."""
     import torch
 

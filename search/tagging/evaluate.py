@@ -101,7 +101,7 @@ def add_noise(x: np.ndarray, snr_db: float, kind: str = "white", seed: int = 0) 
 
 def windows_of(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """A decoded 48 kHz signal cut as `iter_windows` cuts a file: (windows, real lengths)."""
-    from indexer.audio import repeat_pad, window_starts
+    from indexer.windowing import repeat_pad, window_starts
 
     W = WINDOW_SAMPLES
     if len(x) <= W:
