@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.mel import LogMelFrontend, mel_filter_bank
+from indexer.mel import LogMelFrontend
+from indexer.melfilters import mel_filter_bank
 
 transformers = pytest.importorskip("transformers")
 from transformers import ClapFeatureExtractor  # noqa: E402
