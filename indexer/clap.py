@@ -51,6 +51,7 @@ class ClapEncoder:
 
     batch_size = 16  # windows per model call inside embed_audio (bounds memory)
     gpu_batch_size = 128  # on a GPU: large batches keep it busy
+    fixed_batch = 0  # > 0: every torch model call gets this many windows (CUDA: gpu_mel.in_fixed_batches)
 
     def __init__(self, model: str, ckpt: Path, device: str, precision: str, runtime: str = "torch",
                  runtime_requested: str = "torch"):
@@ -98,6 +99,8 @@ class ClapEncoder:
         enc.audio_precision = "int8" if int8 else enc.precision
         if dev != "cpu":
             enc.batch_size = cls.gpu_batch_size
+        if dev == "cuda":
+            enc.fixed_batch = enc.batch_size
         enc.int8_dir = Path(int8_dir) if int8_dir else None
         if "audio" in parts:
             enc.audio_runtime()
@@ -255,17 +258,11 @@ class ClapEncoder:
         return np.concatenate(out)
 
     def upload(self, windows):
-        """(k, 480000) float32 numpy windows -> a torch tensor where the model runs (no copy on
-        the CPU): a build copies each decoded part to the GPU as it arrives, and stacks a batch
-        there, rather than stacking hundreds of MB on the CPU first. A shorter (1, n) part is a
-        short file's real samples, repeat-padded here as indexer.windowing.repeat_pad does."""
-        import torch
+        """(k, 480000) float32 numpy windows -> a torch tensor where the model runs (a build's
+        parts, copied to the GPU as they arrive: runtime.gpu_mel.upload)."""
+        from .runtime.gpu_mel import upload
 
-        from .config import WINDOW_SAMPLES
-        from .runtime.gpu_mel import repeat_pad
-
-        x = torch.from_numpy(windows).to(self.device)
-        return repeat_pad(x, WINDOW_SAMPLES) if x.shape[-1] < WINDOW_SAMPLES else x
+        return upload(windows, self.device)
 
     def mel(self, windows):
         """(n, 480000) -> (n, 1001, 64) log-mel: our CPU frontend, or on CUDA the batched one
@@ -345,6 +342,10 @@ class ClapEncoder:
             from .runtime.openvino_common import unit
 
             return unit(ov.embed(x.numpy() if torch.is_tensor(x) else x))
+        if self.fixed_batch and x.shape[0] != self.fixed_batch:
+            from .runtime.gpu_mel import in_fixed_batches
+
+            return in_fixed_batches(self._run_audio, x, longer, self.fixed_batch)
         model = self._audio_model()
         with torch.inference_mode():
             # contiguous: a channel view of a wider tensor would reach the BatchNorm above

@@ -115,6 +115,38 @@ def test_a_short_file_travels_as_its_real_samples_and_is_padded_as_the_cpu_pads(
     np.testing.assert_array_equal(enc.upload(full).numpy(), full)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fixed_batches_give_the_model_one_shape_and_the_same_vectors(tiny_clap, precision):
+    """What CUDA runs (ClapEncoder.fixed_batch, set there by load): every model call cut or
+    zero-padded to one size. On the CPU, where a vector is already independent of its batch,
+    the padding must change no vector; the model must see that size alone."""
+    from indexer.clap import ClapEncoder
+
+    enc = ClapEncoder.load(str(tiny_clap), device="cpu", precision=precision, runtime="torch", parts=("audio",))
+    assert enc.fixed_batch == 0  # the CPU needs no padding
+    w = np.random.default_rng(5).standard_normal((7, 480_000)).astype(np.float32)
+    enc.batch_size = 16
+    plain = enc.embed_audio(w)
+    model = enc._audio_model()
+    sizes = []
+    real_forward = model.forward
+
+    def forward(*a, **k):
+        sizes.append(k["input_features"].shape[0])
+        return real_forward(*a, **k)
+
+    model.forward = forward
+    enc.fixed_batch = 4
+    padded = enc.embed_audio(w)
+    one = enc.embed_audio(w[2:3])
+    assert sizes and set(sizes) == {4}
+    if precision == "bf16":
+        assert np.array_equal(plain, padded) and np.array_equal(one[0], padded[2])
+    else:
+        np.testing.assert_allclose(padded, plain, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(one[0], padded[2], rtol=0, atol=1e-6)
+
+
 def test_defaults_follow_the_device(monkeypatch):
     monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 16)
     assert pipeline.default_workers("cpu") == 8 and pipeline.default_workers() == 8
@@ -146,6 +178,17 @@ def test_a_cuda_build_embeds_as_the_cpu_build(tmp_path, tiny_clap, library, monk
     report = pipeline.build(gpu, [str(root)], workers=2, progress=False)
     assert seen == [seen[0], None] and report.failed == 0
     _compare(_snapshot(cpu), _snapshot(gpu), 0.9999)
+    # one batch shape on CUDA: a window's vector is the same alone and inside a batch
+    from indexer.clap import ClapEncoder
+    from indexer.runtime.gpu_mel import upload
+
+    for precision in ("fp32", "bf16"):
+        enc = ClapEncoder.load(str(tiny_clap), device="cuda", precision=precision, parts=("audio",))
+        assert enc.fixed_batch == enc.batch_size == ClapEncoder.gpu_batch_size
+        w = upload(np.random.default_rng(6).standard_normal((130, 480_000)).astype(np.float32), "cuda")
+        batch = enc.embed_audio(w)
+        alone = np.concatenate([enc.embed_audio(w[i:i + 1]) for i in (0, 77, 129)])
+        assert np.array_equal(alone, batch[[0, 77, 129]]), precision
     # bf16 on the GPU, as `auto` picks there: within the tolerance of fp32 (invariant 2)
     bf16 = Settings(index_dir=tmp_path / "cuda-bf16", model=str(tiny_clap), device="cuda", precision="bf16")
     pipeline.build(bf16, [str(root)], workers=2, progress=False)

@@ -1,12 +1,15 @@
-"""The log-mel frontend as a few batched ops on a GPU (`--device cuda`).
+"""What the audio tower does differently on a GPU (`--device cuda`).
 
-indexer.mel.LogMelFrontend is written for CPUs: one window at a time, in cache-sized chunks,
-with float64 redone for the frames where float32 would be off. On a GPU the same numbers come
-from one batched `torch.stft` in float64 (periodic Hann, centred reflect padding, power 2),
-the checkpoint's own mel filters and 10*log10 with the same floor: a batch of windows costs a
-few kernel launches, so decoding workers hand raw windows over and the GPU stays busy with
-both the frontend and the model. float64 keeps it as exact as the CPU frontend (tests compare
-the two on the CPU, where this module runs too).
+The log-mel frontend as a few batched ops (BatchedLogMel): indexer.mel.LogMelFrontend is
+written for CPUs: one window at a time, in cache-sized chunks, with float64 redone for the
+frames where float32 would be off. On a GPU the same numbers come from one batched
+`torch.stft` in float64 (periodic Hann, centred reflect padding, power 2), the checkpoint's
+own mel filters and 10*log10 with the same floor: a batch of windows costs a few kernel
+launches, so decoding workers hand raw windows over (`upload` copies them as they come) and
+the GPU stays busy with both the frontend and the model. float64 keeps it as exact as the CPU
+frontend (tests compare the two on the CPU, where this module runs too).
+
+One batch shape for every model call: `in_fixed_batches`.
 """
 
 from __future__ import annotations
@@ -48,3 +51,33 @@ def repeat_pad(x, n: int):
 
     tiled = x.repeat(1, n // x.shape[-1])
     return torch.nn.functional.pad(tiled, (0, n - tiled.shape[-1]))
+
+
+def upload(windows, device: str):
+    """(k, 480000) float32 numpy windows -> a tensor on `device` (no copy on the CPU), so that
+    a batch is stacked there rather than hundreds of MB on the CPU first. A shorter (1, n) part
+    is a short file's real samples, repeat-padded here as indexer.windowing.repeat_pad does."""
+    import torch
+
+    from ..config import WINDOW_SAMPLES
+
+    x = torch.from_numpy(windows).to(device)
+    return repeat_pad(x, WINDOW_SAMPLES) if x.shape[-1] < WINDOW_SAMPLES else x
+
+
+def in_fixed_batches(run, x, longer, size: int):
+    """run(x, longer) in calls of exactly `size` windows, the last one zero-padded; the rows of
+    the pads dropped. On CUDA, cuDNN and cuBLAS choose their kernels by shape, and a window's
+    vector moved with its batch's size (up to 6e-4 in bf16 on an H200, where the batch's order
+    changed no bit): one shape for every call keeps a window's vector the same in any batch."""
+    import torch
+
+    out = []
+    for i in range(0, x.shape[0], size):
+        part, lg = x[i:i + size], longer[i:i + size]
+        k = part.shape[0]
+        if k < size:  # pads of the call's own kind: a call holds longer windows or none
+            part = torch.cat([part, part.new_zeros((size - k, *part.shape[1:]))])
+            lg = np.concatenate([lg, np.full(size - k, bool(lg.all()))])
+        out.append(run(part, lg)[:k])
+    return np.concatenate(out)
