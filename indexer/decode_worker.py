@@ -2,11 +2,12 @@
 
 It decodes, downmixes, resamples and computes the mel frontend for one file at a time and
 sends the result back in parts of a few windows (the raw windows instead, where the model
-computes the frontend on its GPU: a pool started without a frontend config), so that memory stays bounded for an
-hours-long file and the model (in the parent) is fed while the next file decodes. Tasks come
-in on one pipe and messages go out on another, both its own (indexer.workers.DecodePool
-starts the workers and watches them); a sending thread lets it decode on while a part waits
-for the parent to read it, and a receiving thread takes tasks off their pipe as they come.
+computes the frontend on its GPU: a pool started without a frontend config), so that memory
+stays bounded for an hours-long file and the model (in the parent) is fed while the next file
+decodes. Tasks come in on one pipe and messages go out on another, both its own
+(indexer.workers.DecodePool starts the workers and watches them); a sending thread lets it
+decode on while a part waits for the parent to read it, and a receiving thread takes tasks off
+their pipe as they come.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def worker_main(wid: int, fe_config: dict | None, tasks, results, current, nicen
     from .measure import k_weighting_sos
 
     torch = frontend = None
-    if fe_config is not None:  # a worker that sends raw windows never imports torch (~0.3 GB each)
+    if fe_config is not None:  # a worker that sends raw windows never imports torch (~0.4 GB each)
         import torch
 
         from .mel import LogMelFrontend
