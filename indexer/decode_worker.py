@@ -165,7 +165,7 @@ def worker_main(wid: int, fe_config: dict | None, tasks, results, current, nicen
     from .measure import k_weighting_sos
 
     torch = frontend = None
-    if fe_config is not None:  # a worker that sends raw windows never imports torch (~0.4 GB each)
+    if fe_config is not None:  # a worker that sends raw windows never imports torch (its memory: docs/benchmarks.md)
         import torch
 
         from .mel import LogMelFrontend

@@ -3,7 +3,7 @@ the order of the scan, on a few threads.
 
 A build hashes each new or changed file before it decodes it (known bytes are copied, not
 embedded), and reads it twice to do so (the whole file, then its coded audio). On one thread
-that is ~0.6 GB/s of files on a fast core, which a model on a GPU outruns (docs/benchmarks.md):
+that is slower than a model on a GPU takes files (docs/benchmarks.md, section GPU):
 blake2b releases the GIL, so a few threads hash as many files at once.
 """
 

@@ -68,8 +68,8 @@ def upload(windows, device: str):
 def in_fixed_batches(run, x, longer, size: int):
     """run(x, longer) in calls of exactly `size` windows, the last one zero-padded; the rows of
     the pads dropped. On CUDA, cuDNN and cuBLAS choose their kernels by shape, and a window's
-    vector moved with its batch's size (up to 6e-4 in bf16 on an H200, where the batch's order
-    changed no bit): one shape for every call keeps a window's vector the same in any batch."""
+    vector moved with its batch's size while the batch's order changed no bit (docs/runtime.md,
+    "Fidelity"): one shape for every call keeps a window's vector the same in any batch."""
     import torch
 
     out = []
